@@ -1,0 +1,30 @@
+# Two commands: `make run` opens the app on the simulated arm, `make test` runs every test headless.
+# Both create .venv on first use and reinstall only when pyproject.toml or constraints.txt change.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+export MUJOCO_GL ?= egl
+
+.PHONY: run test bench clean-venv
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch first and pinned: the CPU wheel of exactly this version is what keeps a multi-GB CUDA build out
+	$(BIN)/pip install --quiet -c constraints.txt torch
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/teleop-app
+
+test: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/loop_timing.py --seconds 20
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,182 @@
+"""The ``teleop-app`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from teleop_app import __version__
+
+HEADLESS_HOWTO = """\
+teleop-app {version}: the desktop window is not built yet; everything runs headless.
+
+  teleop-app teleop --headless --input keyboard            drive the simulated SO-101 from this terminal
+  teleop-app teleop --headless --input scripted --seconds 20 --stats-json stats.json
+                                                           watch the scripted expert lift the cube
+  teleop-app devices                                       list cameras, RealSense units, SpaceMice, serial ports
+
+Add --rig PATH to use another rig file (default: the built-in sim_so101).
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="teleop-app", description="Teleoperate, record and run VLA policies.")
+    parser.add_argument("--version", action="version", version=f"teleop-app {__version__}")
+    sub = parser.add_subparsers(dest="command")
+
+    p = sub.add_parser("teleop", help="drive the robot with an input device")
+    p.add_argument("--headless", action="store_true", help="no window: status in the terminal")
+    p.add_argument("--input", default=None, help="input device name from the rig (sim rig: scripted, keyboard)")
+    p.add_argument("--seconds", type=float, default=None, help="stop after this long (default: until q or Ctrl-C)")
+    p.add_argument("--rig", default=None, help="rig TOML file or built-in rig name (default: sim_so101)")
+    p.add_argument("--stats-json", type=Path, default=None, help="write loop statistics and the outcome here")
+    p.add_argument("--seed", type=int, default=None, help="seed of the scene reset (sim)")
+    p.add_argument("--no-cameras", action="store_true", help="do not start the rig's cameras")
+
+    p = sub.add_parser("devices", help="list attached cameras, SpaceMice and serial ports")
+    p.add_argument("--json", action="store_true")
+
+    args = parser.parse_args(argv)
+    if args.command is None:
+        print(HEADLESS_HOWTO.format(version=__version__), end="")
+        return 0
+    if args.command == "devices":
+        return _devices(args)
+    return _teleop(args)
+
+
+def _devices(args: argparse.Namespace) -> int:
+    from teleop_app.devices import discover
+
+    report = discover()
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.text())
+    return 0
+
+
+def _fail(message: str) -> int:
+    print(f"teleop-app: {message}", file=sys.stderr)
+    return 2
+
+
+def _teleop(args: argparse.Namespace) -> int:
+    from drivers.base import DeviceError
+    from drivers.registry import ConfigError
+    from teleop_app.config import load_rig
+    from teleop_app.rig import build_rig
+    from teleop_app.session import Mode
+
+    if not args.headless:
+        return _fail("the desktop window is not built yet: add --headless")
+    try:
+        config = load_rig(args.rig)
+        if args.no_cameras:
+            config = config.without_cameras()
+        input_name = args.input or (config.inputs[0].name if config.inputs else None)
+        if input_name is None:
+            return _fail(f"rig {config.name} has no input device")
+        rig = build_rig(config, active_input=input_name)
+    except (ConfigError, DeviceError) as exc:
+        return _fail(str(exc))
+
+    stop = threading.Event()
+    terminal = None
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        rig.start()
+    except (DeviceError, RuntimeError) as exc:
+        return _fail(f"could not start the rig: {exc}")
+    try:
+        rig.loop.reset_scene(args.seed).result(timeout=5)
+        rig.session.set_mode(Mode.TELEOP, reason="cli")
+        device = rig.inputs[input_name]
+        if hasattr(device, "tap") and sys.stdin.isatty():
+            from drivers.keyboard import KeyboardInput, TerminalKeys
+
+            assert isinstance(device, KeyboardInput)
+            terminal = TerminalKeys(device, {"x": lambda: rig.kill.trigger("STOP key (x)"),
+                                             "z": rig.kill.rearm, "q": stop.set,
+                                             "\x1b": lambda: rig.kill.trigger("STOP key (Esc)")})
+            terminal.start()
+            keys = "  ".join(f"{k}:{what}" for k, what in device.bindings())
+            print(f"keys: {keys}\n      x/Esc: STOP  z: re-arm  q: quit", file=sys.stderr)
+        outcome = _run_headless(rig, args.seconds, stop)
+    finally:
+        if terminal is not None:
+            terminal.stop()
+        rig.close()
+    stats = rig.loop.stats()
+    stats["cameras"] = {name: {"fps": cam.rate.rate(), "error": cam.error} for name, cam in rig.cameras.items()}
+    stats.update(outcome)
+    print(_summary(stats), file=sys.stderr)
+    if args.stats_json:
+        args.stats_json.write_text(json.dumps(stats, indent=2))
+    return 0
+
+
+def _run_headless(rig: Any, seconds: float | None, stop: threading.Event) -> dict[str, Any]:
+    t_start = time.monotonic()
+    t_success = None
+    tty = sys.stderr.isatty()
+    last_print = 0.0
+    while not stop.is_set():
+        now = time.monotonic()
+        if seconds is not None and now - t_start >= seconds:
+            break
+        if t_success is None and rig.robot.success():
+            t_success = now - t_start
+        if now - last_print >= (0.25 if tty else 2.0):
+            last_print = now
+            line = _status(rig, now - t_start, t_success)
+            print("\r" + line + "   " if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
+        stop.wait(0.05)
+    if tty:
+        print(file=sys.stderr)
+    return {"input": rig.loop.active_input, "seconds": time.monotonic() - t_start,
+            "success": t_success is not None, "time_to_success_s": t_success}
+
+
+def _status(rig: Any, elapsed: float, t_success: float | None) -> str:
+    rec = rig.loop.latest()
+    stats = rig.loop.stats()
+    parts = [f"t={elapsed:5.1f}s", f"loop {stats['achieved_hz']:5.1f} Hz p99 {stats['period_p99_ms'] or 0:4.1f} ms"]
+    if rec is not None:
+        x, y, z = rec.state.ee_pos
+        parts.append(f"ee=({x:+.3f},{y:+.3f},{z:+.3f}) m grip {rec.state.gripper:.2f}")
+    phase = getattr(rig.inputs.get(rig.loop.active_input), "phase", None)
+    if phase is not None:
+        parts.append(f"phase {getattr(phase, 'name', phase)}")
+    cams = " ".join(f"{n} {c.rate.rate():.0f}fps" for n, c in rig.cameras.items())
+    if cams:
+        parts.append(cams)
+    parts.append("SUCCESS" if t_success is not None else "")
+    if rig.kill.latched:
+        parts.append(f"STOPPED: {rig.kill.reason}")
+    return "  ".join(p for p in parts if p)
+
+
+def _summary(stats: dict[str, Any]) -> str:
+    lines = [
+        f"loop: {stats['achieved_hz']:.1f} Hz of {stats['target_hz']:.0f} Hz, period p50 {stats['period_p50_ms'] or 0:.2f}"
+        f" / p99 {stats['period_p99_ms'] or 0:.2f} / max {stats['period_max_ms'] or 0:.2f} ms, "
+        f"{stats['overruns']} overruns over {stats['ticks']} ticks",
+    ]
+    for name, cam in stats.get("cameras", {}).items():
+        lines.append(f"camera {name}: {cam['fps']:.1f} fps" + (f" ERROR {cam['error']}" if cam["error"] else ""))
+    if stats.get("success"):
+        lines.append(f"task: success after {stats['time_to_success_s']:.1f} s")
+    else:
+        lines.append("task: not done")
+    if stats["kill"]["latched"]:
+        lines.append(f"STOPPED: {stats['kill']['reason']}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,337 @@
+"""The fixed-rate control loop: inputs → command → safety filter → robot → measured state.
+
+One thread ticks at the rig rate against absolute deadlines. It never waits on a
+camera, the disk, the GUI or a model: it reads latest-value slots and emits
+each :class:`TickRecord` into bounded subscriber queues (overflow is counted).
+The kill switch is checked first on every tick and also wakes the loop while it
+sleeps, so a hold reaches the robot within one period of the trigger.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from drivers.base import InputDevice, Robot
+from drivers.streams import Broadcast, Subscription
+from drivers.types import InputState, JointCommand, RobotState
+from teleop_app.safety import KillSwitch, SafetyFilter, SafetyFlag, Watchdog
+from teleop_app.session import Mode, Session
+
+SECTIONS = ("input", "command", "safety", "send", "read", "publish")
+_RING = 1 << 16  # ~11 minutes of periods at 100 Hz for percentiles
+
+
+@dataclass(frozen=True, slots=True)
+class TickRecord:
+    """Everything one tick did, with monotonic timestamps."""
+
+    tick: int
+    t: float  # tick start
+    t_sent: float  # when the command was handed to the robot
+    state: RobotState  # measured right after the command
+    command: np.ndarray  # joint targets actually sent (after safety)
+    raw_input: np.ndarray | None  # the operator's input: EE delta [7] or joint targets
+    input_kind: str  # "ee_delta", "joint" or "none"
+    source: str  # "idle", "human", "policy", "intervention", "replay"
+    safety: int  # SafetyFlag bits
+    killed: bool
+
+
+class _Ring:
+    def __init__(self) -> None:
+        self.data = np.zeros(_RING)
+        self.n = 0
+
+    def add(self, x: float) -> None:
+        self.data[self.n % _RING] = x
+        self.n += 1
+
+    def values(self) -> np.ndarray:
+        return self.data[: min(self.n, _RING)]
+
+
+class ControlLoop:
+    def __init__(
+        self,
+        robot: Robot,
+        inputs: dict[str, InputDevice],
+        safety: SafetyFilter,
+        *,
+        rate_hz: float = 100.0,
+        kill: KillSwitch | None = None,
+        session: Session | None = None,
+        watchdog_periods: int = 5,
+        loop_core: int | None = None,
+        active_input: str | None = None,
+    ) -> None:
+        self.robot = robot
+        self.inputs = dict(inputs)
+        self.safety = safety
+        self.rate_hz = rate_hz
+        self.period = 1.0 / rate_hz
+        self.kill = kill or KillSwitch()
+        self.session = session or Session()
+        self.loop_core = loop_core
+        self.watchdog = Watchdog(robot, self.kill, self.period, watchdog_periods)
+        self.ticks: Broadcast[TickRecord] = Broadcast()
+        self.active_input = active_input or next(iter(self.inputs), None)
+        self.last_input: InputState | None = None
+        self.error: str | None = None
+
+        self._calls: list[tuple[Callable[[], Any], Future]] = []
+        self._calls_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._q_cmd = np.zeros(robot.n_joints)
+        self._q_hold: np.ndarray | None = None
+        self._acted_generation = 0
+        self._state: RobotState | None = None
+        self._tick = 0
+        self._periods = _Ring()
+        self._sections = {name: _Ring() for name in SECTIONS}
+        self._kill_latencies: list[float] = []
+        self._overruns = 0
+        self._missed = 0
+        self._t_first: float | None = None
+        self._t_last: float | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start ticking; the robot must be connected."""
+        if self._thread is not None:
+            raise RuntimeError("control loop already running")
+        self._state = self.robot.read()
+        self._q_cmd = self._state.joint_pos.copy()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="control-loop", daemon=True)
+        self._thread.start()
+        self.watchdog.start()
+
+    def stop(self) -> None:
+        self.watchdog.stop()
+        self._stop.set()
+        self.kill.wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+            self._thread = None
+        self.kill.wake.clear()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def subscribe(self, name: str, maxsize: int = 4096) -> Subscription[TickRecord]:
+        return self.ticks.subscribe(name, maxsize)
+
+    def latest(self) -> TickRecord | None:
+        return self.ticks.latest.get()
+
+    def call_soon(self, fn: Callable[[], Any]) -> Future:
+        """Run ``fn`` on the loop thread at the start of the next tick; its result comes in the future."""
+        future: Future = Future()
+        with self._calls_lock:
+            self._calls.append((fn, future))
+        if not self.running:
+            self._run_calls()
+        return future
+
+    def reset_scene(self, seed: int | None = None) -> Future:
+        """Reset the scene (sim) between ticks and re-sync the command to the new pose."""
+
+        def reset() -> bool:
+            ok = self.robot.reset_scene(seed)
+            self._state = self.robot.read()
+            self._q_cmd = self._state.joint_pos.copy()
+            if self._q_hold is not None:
+                self._q_hold = self._q_cmd.copy()
+            for device in self.inputs.values():
+                device.reset()
+            return ok
+
+        return self.call_soon(reset)
+
+    # -- the loop ----------------------------------------------------------------------------
+    def _run(self) -> None:
+        if self.loop_core is not None:
+            try:
+                os.sched_setaffinity(0, {self.loop_core})  # pid 0 = this thread on Linux
+            except (OSError, AttributeError):
+                pass
+        deadline = time.monotonic()
+        prev = None
+        while not self._stop.is_set():
+            t0 = time.monotonic()
+            if prev is not None:
+                self._periods.add(t0 - prev)
+            prev = t0
+            self.watchdog.beat(t0)
+            try:
+                self._tick_once(t0)
+            except Exception as exc:  # a driver failed: hold, tell the user, keep ticking
+                self.error = f"{type(exc).__name__}: {exc}"
+                self.kill.trigger(f"control loop error: {self.error}")
+            deadline += self.period
+            now = time.monotonic()
+            if now > deadline:
+                self._overruns += 1
+                skipped = int((now - deadline) / self.period)
+                self._missed += skipped
+                deadline += skipped * self.period
+            self._sleep_until(deadline)
+
+    def _sleep_until(self, deadline: float) -> None:
+        kill = self.kill
+        while not self._stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            if kill.wake.wait(remaining):
+                kill.wake.clear()
+                if kill.latched and kill.generation != self._acted_generation:
+                    self._act_on_kill()
+
+    def _tick_once(self, t0: float) -> None:
+        sec = self._sections
+        self._run_calls()
+        kill = self.kill
+        raw, kind, flags = None, "none", SafetyFlag.NONE
+        if kill.latched:
+            self._act_on_kill()
+            t1 = t2 = t3 = time.monotonic()
+        else:
+            if self._q_hold is not None:  # re-armed: continue from where the robot was held
+                self._q_cmd = self._q_hold
+                self._q_hold = None
+            target = self._q_cmd
+            mode = self.session.mode
+            t1 = t0
+            if mode in (Mode.TELEOP, Mode.INTERVENTION) and self.active_input is not None:
+                inp = self.inputs[self.active_input].read()
+                self.last_input = inp
+                t1 = time.monotonic()
+                target, raw, kind = self._command_from_input(inp)
+            t2 = time.monotonic()
+            safe, flags = self.safety.filter(target, self._q_cmd)
+            t3 = time.monotonic()
+            if kill.latched:  # triggered while we computed: the hold wins
+                self._act_on_kill()
+            else:
+                self.robot.send(JointCommand(safe), source=self.session.source)
+                self._q_cmd = safe
+        t_sent = time.monotonic()
+        state = self.robot.read()
+        self._state = state
+        t5 = time.monotonic()
+        killed = self._q_hold is not None
+        record = TickRecord(
+            tick=self._tick,
+            t=t0,
+            t_sent=t_sent,
+            state=state,
+            command=(self._q_hold if killed else self._q_cmd).copy(),
+            raw_input=raw,
+            input_kind=kind,
+            source=self.session.source,
+            safety=int(flags | (SafetyFlag.KILLED if killed else 0)),
+            killed=killed,
+        )
+        self.ticks.publish(record)
+        t6 = time.monotonic()
+        self._tick += 1
+        self._t_first = self._t_first or t0
+        self._t_last = t0
+        for name, dt in zip(SECTIONS, (t1 - t0, t2 - t1, t3 - t2, t_sent - t3, t5 - t_sent, t6 - t5)):
+            sec[name].add(dt)
+
+    def _command_from_input(self, inp: InputState) -> tuple[np.ndarray, np.ndarray | None, str]:
+        """Joint targets for this tick from an input state, plus the raw input to record."""
+        if not inp.connected:
+            return self._q_cmd, None, "none"
+        if inp.joint_targets is not None:
+            return np.asarray(inp.joint_targets, dtype=np.float64), np.asarray(inp.joint_targets), "joint"
+        if inp.ee_twist is None and inp.gripper is None:
+            return self._q_cmd, None, "none"
+        twist = np.zeros(6) if inp.ee_twist is None else np.asarray(inp.ee_twist, dtype=np.float64)
+        delta = twist * self.period
+        gripper = self.robot.joint_to_gripper(self._q_cmd[-1]) if inp.gripper is None else float(inp.gripper)
+        raw = np.append(delta, gripper)
+        kin = self.robot.kinematics
+        if kin is None or not np.any(delta):
+            q = self._q_cmd.copy()
+        else:
+            q = kin.apply_ee_delta(self._q_cmd, delta)
+        q[-1] = self.robot.gripper_to_joint(gripper) if np.isfinite(gripper) else np.nan
+        return q, raw, "ee_delta"
+
+    def _act_on_kill(self) -> None:
+        """Send the latched hold: where the arm is, the gripper keeping its target (a held object stays held)."""
+        kill = self.kill
+        if kill.generation != self._acted_generation or self._q_hold is None:
+            self._acted_generation = kill.generation
+            q = self._state.joint_pos.copy() if self._state is not None else self._q_cmd.copy()
+            q[-1] = self._q_cmd[-1]
+            self._q_hold = np.clip(q, self.safety.limits.joint_lower, self.safety.limits.joint_upper)
+            self.robot.send(JointCommand(self._q_hold), source="kill")
+            if kill.t_trigger is not None:
+                self._kill_latencies.append(time.monotonic() - kill.t_trigger)
+        else:
+            self.robot.send(JointCommand(self._q_hold), source="kill")
+
+    def _run_calls(self) -> None:
+        with self._calls_lock:
+            calls, self._calls = self._calls, []
+        for fn, future in calls:
+            try:
+                future.set_result(fn())
+            except Exception as exc:
+                future.set_exception(exc)
+
+    # -- statistics --------------------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        """Loop figures since start: rate, period percentiles, overruns, time per section, kill latency."""
+        periods = self._periods.values() * 1e3
+        span = (self._t_last - self._t_first) if self._t_first and self._t_last else 0.0
+        out: dict[str, Any] = {
+            "target_hz": self.rate_hz,
+            "ticks": self._tick,
+            "achieved_hz": (self._tick - 1) / span if span > 0 else 0.0,
+            "period_p50_ms": _pct(periods, 50),
+            "period_p99_ms": _pct(periods, 99),
+            "period_max_ms": float(periods.max()) if periods.size else None,
+            "overruns": self._overruns,
+            "missed_deadlines": self._missed,
+            "sections_ms": {
+                name: {"mean": _mean(r.values() * 1e3), "p99": _pct(r.values() * 1e3, 99),
+                       "max": float(r.values().max() * 1e3) if r.n else None}
+                for name, r in self._sections.items()
+            },
+            "safety_counts": dict(self.safety.counts),
+            "kill": {
+                "latched": self.kill.latched,
+                "reason": self.kill.reason,
+                "triggers": self.kill.triggers,
+            },
+            "watchdog_trips": self.watchdog.trips,
+            "subscriber_drops": {s.name: s.dropped for s in self.ticks.subscriptions},
+            "error": self.error,
+        }
+        lat = np.asarray(self._kill_latencies) * 1e3
+        out["kill_latency_ms"] = {"count": int(lat.size), "p50": _pct(lat, 50), "p99": _pct(lat, 99),
+                                  "max": float(lat.max()) if lat.size else None}
+        return out
+
+
+def _pct(x: np.ndarray, q: float) -> float | None:
+    return float(np.percentile(x, q)) if x.size else None
+
+
+def _mean(x: np.ndarray) -> float | None:
+    return float(x.mean()) if x.size else None
