@@ -95,13 +95,7 @@ class ControlLoop:
         self._acted_generation = 0
         self._state: RobotState | None = None
         self._tick = 0
-        self._periods = _Ring()
-        self._sections = {name: _Ring() for name in SECTIONS}
-        self._kill_latencies: list[float] = []
-        self._overruns = 0
-        self._missed = 0
-        self._t_first: float | None = None
-        self._t_last: float | None = None
+        self.reset_stats()
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -166,12 +160,11 @@ class ControlLoop:
             except (OSError, AttributeError):
                 pass
         deadline = time.monotonic()
-        prev = None
         while not self._stop.is_set():
             t0 = time.monotonic()
-            if prev is not None:
-                self._periods.add(t0 - prev)
-            prev = t0
+            if self._prev_t0 is not None:
+                self._periods.add(t0 - self._prev_t0)
+            self._prev_t0 = t0
             self.watchdog.beat(t0)
             try:
                 self._tick_once(t0)
@@ -246,6 +239,7 @@ class ControlLoop:
         self.ticks.publish(record)
         t6 = time.monotonic()
         self._tick += 1
+        self._stat_ticks += 1
         self._t_first = self._t_first or t0
         self._t_last = t0
         for name, dt in zip(SECTIONS, (t1 - t0, t2 - t1, t3 - t2, t_sent - t3, t5 - t_sent, t6 - t5)):
@@ -281,7 +275,7 @@ class ControlLoop:
             self._q_hold = np.clip(q, self.safety.limits.joint_lower, self.safety.limits.joint_upper)
             self.robot.send(JointCommand(self._q_hold), source="kill")
             if kill.t_trigger is not None:
-                self._kill_latencies.append(time.monotonic() - kill.t_trigger)
+                self.kill_latencies.append(time.monotonic() - kill.t_trigger)
         else:
             self.robot.send(JointCommand(self._q_hold), source="kill")
 
@@ -295,14 +289,26 @@ class ControlLoop:
                 future.set_exception(exc)
 
     # -- statistics --------------------------------------------------------------------------
+    def reset_stats(self) -> None:
+        """Start the figures of :meth:`stats` afresh (e.g. after a warm-up)."""
+        self._periods = _Ring()
+        self._sections = {name: _Ring() for name in SECTIONS}
+        self.kill_latencies: list[float] = []
+        self._overruns = 0
+        self._missed = 0
+        self._stat_ticks = 0
+        self._t_first: float | None = None
+        self._t_last: float | None = None
+        self._prev_t0: float | None = None
+
     def stats(self) -> dict[str, Any]:
         """Loop figures since start: rate, period percentiles, overruns, time per section, kill latency."""
         periods = self._periods.values() * 1e3
         span = (self._t_last - self._t_first) if self._t_first and self._t_last else 0.0
         out: dict[str, Any] = {
             "target_hz": self.rate_hz,
-            "ticks": self._tick,
-            "achieved_hz": (self._tick - 1) / span if span > 0 else 0.0,
+            "ticks": self._stat_ticks,
+            "achieved_hz": (self._stat_ticks - 1) / span if span > 0 else 0.0,
             "period_p50_ms": _pct(periods, 50),
             "period_p99_ms": _pct(periods, 99),
             "period_max_ms": float(periods.max()) if periods.size else None,
@@ -323,7 +329,7 @@ class ControlLoop:
             "subscriber_drops": {s.name: s.dropped for s in self.ticks.subscriptions},
             "error": self.error,
         }
-        lat = np.asarray(self._kill_latencies) * 1e3
+        lat = np.asarray(self.kill_latencies) * 1e3
         out["kill_latency_ms"] = {"count": int(lat.size), "p50": _pct(lat, 50), "p99": _pct(lat, 99),
                                   "max": float(lat.max()) if lat.size else None}
         return out

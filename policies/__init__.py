@@ -1,0 +1,1 @@
+"""Policy interface, action tokenizer, chunk execution, built-in policy and remote clients."""

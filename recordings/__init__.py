@@ -1,0 +1,1 @@
+"""The episode file format: writer, reader, dataset library, edits, exporters, speed analysis."""

@@ -1,0 +1,86 @@
+"""The teleop-app command line, run as a user would: real subprocesses."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from teleop_app import __version__
+from teleop_app.devices import spacemice, serial_ports, video_devices
+
+BIN = Path(sys.executable).parent / "teleop-app"
+
+
+def run(*args, timeout=120):
+    env = dict(os.environ, MUJOCO_GL="egl")
+    return subprocess.run([str(BIN), *args], capture_output=True, text=True, timeout=timeout, env=env,
+                          stdin=subprocess.DEVNULL)
+
+
+def test_version_and_howto():
+    out = run("--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"teleop-app {__version__}"
+    out = run()
+    assert out.returncode == 0 and "teleop-app teleop --headless --input keyboard" in out.stdout
+
+
+def test_scripted_teleop_lifts_the_cube_and_writes_stats(tmp_path):
+    """The acceptance command itself: default rig, both cameras rendering."""
+    stats_file = tmp_path / "s.json"
+    out = run("teleop", "--headless", "--input", "scripted", "--seconds", "20", "--seed", "3",
+              "--stats-json", str(stats_file))
+    assert out.returncode == 0, out.stderr
+    stats = json.loads(stats_file.read_text())
+    assert stats["success"] is True and stats["time_to_success_s"] < 20
+    for key in ("target_hz", "achieved_hz", "period_p50_ms", "period_p99_ms", "period_max_ms", "overruns",
+                "sections_ms", "kill_latency_ms"):
+        assert key in stats
+    assert stats["achieved_hz"] > 90 and stats["ticks"] > 1800
+    assert set(stats["cameras"]) == {"front", "wrist"} and all(c["fps"] > 1 for c in stats["cameras"].values())
+    assert "task: success" in out.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["teleop", "--input", "scripted", "--seconds", "1"], "add --headless"),
+    (["teleop", "--headless", "--input", "joystick", "--seconds", "1", "--no-cameras"], "has no input 'joystick'"),
+    (["teleop", "--headless", "--rig", "/nope.toml", "--seconds", "1"], "rig file /nope.toml not found"),
+])
+def test_mistakes_get_one_line_errors(args, message):
+    out = run(*args)
+    assert out.returncode == 2
+    assert message in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_devices_lists_what_is_there_without_hardware():
+    out = run("devices")
+    assert out.returncode == 0 and "Traceback" not in out.stderr
+    for title in ("Cameras", "RealSense", "SpaceMice", "Serial ports"):
+        assert title in out.stdout
+    data = json.loads(run("devices", "--json").stdout)
+    assert set(data) == {"devices", "notes"}
+
+
+def test_device_discovery_reads_sysfs_and_dev(tmp_path):
+    """A fake /sys and /dev tree: the discovery code parses what the kernel exposes."""
+    node = tmp_path / "sys/hidraw/hidraw3/device"
+    node.mkdir(parents=True)
+    (node / "uevent").write_text("DRIVER=hid-generic\nHID_ID=0003:0000256F:0000C635\nHID_NAME=3Dconnexion\n")
+    other = tmp_path / "sys/hidraw/hidraw0/device"
+    other.mkdir(parents=True)
+    (other / "uevent").write_text("HID_ID=0003:0000046D:0000C52B\n")
+    mice = spacemice(str(tmp_path / "sys/hidraw"))
+    assert [(m.path, m.description.split(" (")[0]) for m in mice] == [("/dev/hidraw3", "SpaceMouse Compact")]
+
+    dev = tmp_path / "dev"
+    (dev / "serial/by-id").mkdir(parents=True)
+    (dev / "ttyACM0").touch()
+    (dev / "video0").touch()
+    (dev / "serial/by-id/usb-1a86_USB_Single_Serial-if00").symlink_to(dev / "ttyACM0")
+    ports = serial_ports(str(dev))
+    assert [(p.path, p.description) for p in ports] == [(str(dev / "ttyACM0"), "usb-1a86_USB_Single_Serial-if00")]
+    vids = video_devices(str(dev), str(tmp_path / "sys/video4linux"))
+    assert [v.path for v in vids] == [str(dev / "video0")]

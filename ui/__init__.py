@@ -1,0 +1,1 @@
+"""PySide6 + pyqtgraph views over the core. Nothing else imports this package."""
