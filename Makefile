@@ -17,8 +17,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
+# Until the desktop window lands, `make run` is keyboard teleop of the sim arm in this terminal.
 run: $(STAMP)
-	$(BIN)/teleop-app
+	$(BIN)/teleop-app teleop --headless --input keyboard
 
 test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q

@@ -253,16 +253,19 @@ class ControlLoop:
             return np.asarray(inp.joint_targets, dtype=np.float64), np.asarray(inp.joint_targets), "joint"
         if inp.ee_twist is None and inp.gripper is None:
             return self._q_cmd, None, "none"
-        twist = np.zeros(6) if inp.ee_twist is None else np.asarray(inp.ee_twist, dtype=np.float64)
+        try:
+            twist = np.zeros(6) if inp.ee_twist is None else np.asarray(inp.ee_twist, dtype=np.float64)
+            gripper = self.robot.joint_to_gripper(self._q_cmd[-1]) if inp.gripper is None else float(inp.gripper)
+        except (TypeError, ValueError):
+            twist, gripper = np.full(6, np.nan), np.nan
+        if twist.shape != (6,) or not np.all(np.isfinite(twist)) or not np.isfinite(gripper):
+            # Never hand garbage to the IK: an all-NaN target is what the safety filter turns into a hold.
+            return np.full(self.robot.n_joints, np.nan), None, "none"
         delta = twist * self.period
-        gripper = self.robot.joint_to_gripper(self._q_cmd[-1]) if inp.gripper is None else float(inp.gripper)
         raw = np.append(delta, gripper)
         kin = self.robot.kinematics
-        if kin is None or not np.any(delta):
-            q = self._q_cmd.copy()
-        else:
-            q = kin.apply_ee_delta(self._q_cmd, delta)
-        q[-1] = self.robot.gripper_to_joint(gripper) if np.isfinite(gripper) else np.nan
+        q = kin.apply_ee_delta(self._q_cmd, delta) if kin is not None and np.any(delta) else self._q_cmd.copy()
+        q[-1] = self.robot.gripper_to_joint(gripper)
         return q, raw, "ee_delta"
 
     def _act_on_kill(self) -> None:

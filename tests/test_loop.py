@@ -72,7 +72,7 @@ def test_scripted_input_moves_the_arm(sim_rig):
 
 
 def test_invalid_input_never_reaches_the_robot(sim_rig):
-    bad = [np.full(6, np.nan), np.array([np.inf, 0, 0, 0, 0, 0]), np.zeros(4), np.array([1e9, 0, 0, 0, 0, 0])] * 10
+    bad = [np.full(6, np.nan), np.array([np.inf, 0, 0, 0, 0, 0]), np.ones(4), "fast", np.array([1e9, 0, 0, 0, 0, 0])] * 10
     device = ScriptedValues(bad)
     use_input(sim_rig, device)
     sim_rig.start()
