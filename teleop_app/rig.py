@@ -53,6 +53,19 @@ class Rig:
             else:
                 part.stop()
 
+    def metadata(self) -> dict[str, object]:
+        """What an episode file records about the rig."""
+        from teleop_app import __version__
+
+        return {
+            "rig": self.config.name,
+            "robot_type": self.config.robot.type,
+            "joint_names": list(self.robot.joint_names),
+            "joint_units": ["rad"] * self.robot.n_joints,
+            "control_rate_hz": self.config.rate_hz,
+            "app_version": __version__,
+        }
+
     def __enter__(self) -> Rig:
         self.start()
         return self

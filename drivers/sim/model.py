@@ -15,12 +15,27 @@ from importlib import resources
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 import mujoco  # noqa: E402
+import numpy as np  # noqa: E402
 
 ARM_JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll")
 JOINTS = ARM_JOINTS + ("gripper",)
 EE_SITE = "gripperframe"
 CUBE_BODY = "block"
 CAMERAS = ("front", "wrist")
+FRONT_CAMERA_POS = (0.75, -0.25, 0.42)
+FRONT_CAMERA_TARGET = (0.22, 0.0, 0.06)  # between the base and the cube's sampling area
+
+
+def _look_at_quat(eye: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Camera orientation (w, x, y, z) looking from eye to target with world z up (MuJoCo cameras look along -z)."""
+    back = eye - target
+    back /= np.linalg.norm(back)
+    right = np.cross([0.0, 0.0, 1.0], back)
+    right /= np.linalg.norm(right)
+    up = np.cross(back, right)
+    quat = np.zeros(4)
+    mujoco.mju_mat2Quat(quat, np.column_stack([right, up, back]).flatten())
+    return quat
 
 
 def scene_path() -> str:
@@ -41,6 +56,12 @@ def build_spec(offscreen_width: int = 640, offscreen_height: int = 480) -> mujoc
     spec.visual.global_.offheight = max(offscreen_height, 64)
     for light in spec.lights:
         light.castshadow = False
+    # The scene's front camera looks at the arm's base from far away, with the
+    # cube's sampling area at the bottom edge; aim it at the workspace instead.
+    front = next(c for c in spec.cameras if c.name == "front")
+    front.pos = FRONT_CAMERA_POS
+    front.quat = _look_at_quat(np.asarray(FRONT_CAMERA_POS), np.asarray(FRONT_CAMERA_TARGET))
+    front.fovy = 50
     gripper = spec.body("gripper")
     # In the palm between the jaw roots (gripper body frame: -z runs along the jaws,
     # +x towards the moving jaw), clear of both jaws at any opening, tilted 21 degrees
