@@ -88,6 +88,8 @@ class Camera(abc.ABC):
     frame through a bounded queue; neither ever blocks the camera.
     """
 
+    kind = "color"  # "color" (RGB uint8 frames) or "depth" (uint16 frames)
+
     def __init__(self, name: str, width: int, height: int, fps: float) -> None:
         self.name = name
         self.width = width

@@ -42,13 +42,19 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("devices", help="list attached cameras, SpaceMice and serial ports")
     p.add_argument("--json", action="store_true")
 
+    from teleop_app import cli_data
+
+    cli_data.add_parsers(sub)
+
     args = parser.parse_args(argv)
     if args.command is None:
         print(HEADLESS_HOWTO.format(version=__version__), end="")
         return 0
     if args.command == "devices":
         return _devices(args)
-    return _teleop(args)
+    if args.command == "teleop":
+        return _teleop(args)
+    return cli_data.run(args)
 
 
 def _devices(args: argparse.Namespace) -> int:

@@ -54,13 +54,12 @@ class Rig:
                 part.stop()
 
     def metadata(self) -> dict[str, object]:
-        """What an episode file records about the rig."""
+        """What an episode file records about the rig (the recorder adds the robot's joint names)."""
         from teleop_app import __version__
 
         return {
             "rig": self.config.name,
             "robot_type": self.config.robot.type,
-            "joint_names": list(self.robot.joint_names),
             "joint_units": ["rad"] * self.robot.n_joints,
             "control_rate_hz": self.config.rate_hz,
             "app_version": __version__,

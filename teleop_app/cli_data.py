@@ -1,0 +1,272 @@
+"""``teleop-app collect``, ``episodes …`` and ``export …``: recording and curating datasets headless."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from teleop_app.progress import Progress
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("collect", help="record episodes headless (scripted expert or keyboard)")
+    p.add_argument("--headless", action="store_true", help="no window (required until the GUI lands)")
+    p.add_argument("--input", default=None, help="input device name from the rig (default: the rig's first)")
+    p.add_argument("--episodes", type=int, default=1)
+    p.add_argument("--seconds", type=float, default=20.0, help="longest episode")
+    p.add_argument("--task", required=True, help="the task sentence stored with every episode")
+    p.add_argument("--out", type=Path, required=True, help="dataset folder (created if missing)")
+    p.add_argument("--operator", default="")
+    p.add_argument("--rig", default=None)
+    p.add_argument("--seed", type=int, default=None, help="seed of the first scene reset; +1 per episode")
+    p.add_argument("--no-cameras", action="store_true")
+    p.add_argument("--after-success", type=float, default=1.0,
+                   help="keep recording this long after the sim reports success (s)")
+
+    ep = sub.add_parser("episodes", help="list, inspect, trim, label, delete, restore, repair episodes")
+    es = ep.add_subparsers(dest="action", required=True)
+    p = es.add_parser("list", help="every episode of a dataset folder")
+    p.add_argument("dir", type=Path)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--trash", action="store_true", help="list the trash folder instead")
+    p = es.add_parser("info", help="one episode in detail")
+    p.add_argument("file", type=Path)
+    p.add_argument("--json", action="store_true")
+    p = es.add_parser("trim", help="keep [start, end] s (non-destructive unless --apply)")
+    p.add_argument("file", type=Path)
+    p.add_argument("--start", type=float, default=None)
+    p.add_argument("--end", type=float, default=None)
+    p.add_argument("--apply", action="store_true", help="rewrite the file with only the kept range")
+    p.add_argument("--clear", action="store_true", help="keep everything again")
+    p = es.add_parser("label", help="set success/failure, task or notes")
+    p.add_argument("file", type=Path)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--success", action="store_true")
+    g.add_argument("--failure", action="store_true")
+    p.add_argument("--task", default=None)
+    p.add_argument("--notes", default=None)
+    p = es.add_parser("delete", help="move to the dataset's trash folder (restorable)")
+    p.add_argument("file", type=Path)
+    p = es.add_parser("restore", help="move back from the trash folder")
+    p.add_argument("file", type=Path)
+    p = es.add_parser("repair", help="make a file left by a crash readable again")
+    p.add_argument("file", type=Path)
+    p = es.add_parser("check", help="open every episode of a folder and report the damaged ones")
+    p.add_argument("dir", type=Path)
+
+    ex = sub.add_parser("export", help="export a dataset for training code")
+    xs = ex.add_subparsers(dest="format", required=True)
+    for name, helptext in (("lerobot", "LeRobotDataset v3.0 (parquet + mp4)"), ("aloha", "ALOHA/ACT HDF5")):
+        p = xs.add_parser(name, help=helptext)
+        p.add_argument("dir", type=Path)
+        p.add_argument("--out", type=Path, required=True)
+        p.add_argument("--fps", type=int, default=None, help="grid rate (default: lerobot the control rate, aloha 50)")
+        p.add_argument("--include-failures", action="store_true", help="also export episodes not labelled success")
+        if name == "lerobot":
+            p.add_argument("--codec", default="h264", help="video encoder: h264 (default), libsvtav1, hevc, …")
+
+
+def run(args: argparse.Namespace) -> int:
+    from drivers.base import DeviceError
+    from drivers.registry import ConfigError
+    from recordings.reader import EpisodeError
+
+    handler = {"collect": _collect, "episodes": _episodes, "export": _export}[args.command]
+    try:
+        return handler(args)
+    except (EpisodeError, ValueError, OSError, ConfigError, DeviceError) as exc:
+        print(f"teleop-app: {exc}", file=sys.stderr)
+        return 2
+
+
+# -- collect ---------------------------------------------------------------------------------
+def _collect(args: argparse.Namespace) -> int:
+    from recordings.recorder import Recorder
+    from teleop_app.config import load_rig
+    from teleop_app.rig import build_rig
+    from teleop_app.session import Mode
+
+    if not args.headless:
+        raise ValueError("the desktop window is not built yet: add --headless")
+    if args.episodes < 1 or args.seconds <= 0:
+        raise ValueError("--episodes must be ≥ 1 and --seconds > 0")
+    config = load_rig(args.rig)
+    if args.no_cameras:
+        config = config.without_cameras()
+    rig = build_rig(config, active_input=args.input or (config.inputs[0].name if config.inputs else None))
+    args.out.mkdir(parents=True, exist_ok=True)
+    rig.start()
+    results = []
+    progress = Progress("collect")
+    try:
+        recorder = Recorder.for_rig(rig, args.out)
+        rig.session.set_mode(Mode.TELEOP, reason="collect")
+        for i in range(args.episodes):
+            progress(i, args.episodes, f"episode {i + 1}")
+            seed = None if args.seed is None else args.seed + i
+            rig.loop.reset_scene(seed).result(timeout=5)
+            rig.session.start_recording(reason="collect")
+            path = recorder.start_episode(args.task, operator=args.operator)
+            t0 = time.monotonic()
+            t_success = None
+            while time.monotonic() - t0 < args.seconds:
+                if t_success is None and rig.robot.success():
+                    t_success = time.monotonic()
+                if t_success is not None and time.monotonic() - t_success >= args.after_success:
+                    break
+                time.sleep(0.02)
+            success = rig.robot.success()
+            recorder.stop_episode(success=success)
+            rig.session.stop_recording(reason="collect")
+            results.append((path, success, time.monotonic() - t0))
+        progress(args.episodes, args.episodes, "done")
+    finally:
+        progress.close()
+        rig.close()
+    for path, success, seconds in results:
+        print(f"{path}  {'success' if success else 'failure'}  {seconds:.1f} s")
+    ok = sum(1 for _, s, _ in results if s)
+    print(f"{ok}/{len(results)} successful episodes in {args.out}", file=sys.stderr)
+    return 0
+
+
+# -- episodes --------------------------------------------------------------------------------
+def _episodes(args: argparse.Namespace) -> int:
+    from recordings import edit
+    from recordings.library import list_dataset, summarize
+
+    action = args.action
+    if action == "list":
+        summaries = list_dataset(args.dir, trash=args.trash)
+        if args.json:
+            print(json.dumps([s.to_dict() for s in summaries], indent=2))
+        else:
+            print(_table(summaries) if summaries else f"no episodes in {args.dir}")
+        return 0
+    if action == "info":
+        s = summarize(args.file)
+        if args.json:
+            print(json.dumps(s.to_dict(), indent=2))
+        else:
+            print(_info(s))
+        return 1 if s.damaged else 0
+    if action == "trim":
+        if args.clear:
+            edit.clear_trim(args.file)
+            print(f"{args.file}: keeping everything")
+            return 0
+        if args.start is None and args.end is None:
+            raise ValueError("give --start and/or --end (seconds from the episode start), or --clear")
+        lo, hi = edit.set_trim(args.file, args.start, args.end)
+        if args.apply:
+            edit.apply_trim(args.file)
+            print(f"{args.file}: cut to {lo:.3f}–{hi:.3f} s (rewritten)")
+        else:
+            print(f"{args.file}: keeping {lo:.3f}–{hi:.3f} s (non-destructive; --apply rewrites the file)")
+        return 0
+    if action == "label":
+        success = True if args.success else False if args.failure else None
+        if success is None and args.task is None and args.notes is None:
+            raise ValueError("give --success or --failure, and/or --task TEXT / --notes TEXT")
+        edit.label(args.file, success=success, task=args.task, notes=args.notes)
+        print(f"{args.file}: labelled")
+        return 0
+    if action == "delete":
+        print(f"moved to {edit.delete(args.file)} (teleop-app episodes restore to undo)")
+        return 0
+    if action == "restore":
+        print(f"restored {edit.restore(args.file)}")
+        return 0
+    if action == "repair":
+        from recordings.repair import repair
+
+        report = repair(args.file)
+        print(report.text())
+        return 0
+    if action == "check":
+        from recordings.library import episode_files
+
+        files = episode_files(args.dir)
+        progress = Progress("check")
+        damaged = []
+        for i, path in enumerate(files):
+            progress(i, len(files), path.name)
+            s = summarize(path)
+            if s.damaged or s.status != "complete":
+                damaged.append((path, s.damaged or f"status {s.status!r}: run `teleop-app episodes repair {path}`"))
+        progress(len(files), len(files), "")
+        progress.close()
+        for path, reason in damaged:
+            print(f"DAMAGED {path}: {reason}")
+        print(f"{len(files) - len(damaged)}/{len(files)} episodes OK in {args.dir}")
+        return 1 if damaged else 0
+    raise ValueError(f"unknown action {action}")
+
+
+def _table(summaries: list[Any]) -> str:
+    rows = [("episode", "success", "duration", "ticks", "frames", "source", "size", "task")]
+    for s in summaries:
+        if s.damaged:
+            rows.append((s.name, "DAMAGED", "", "", "", "", _mb(s.size_bytes), s.damaged))
+            continue
+        frames = "/".join(str(n) for n in s.frames.values()) or "-"
+        source = ",".join(f"{k} {v:.0%}" for k, v in s.source_mix.items())
+        dur = f"{s.duration_s:.1f}s" + ("*" if s.trimmed else "")
+        status = s.success if s.status == "complete" else f"{s.success} (unfinished)"
+        rows.append((s.name, status, dur, str(s.ticks), frames, source, _mb(s.size_bytes), s.task))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r[:-1], widths)) + "  " + r[-1] for r in rows]
+    if any(s.trimmed for s in summaries):
+        lines.append("* trimmed (kept range)")
+    return "\n".join(lines)
+
+
+def _info(s: Any) -> str:
+    if s.damaged:
+        return f"{s.path}\n  DAMAGED: {s.damaged}"
+    lines = [str(s.path)]
+    for key in ("status", "task", "success", "operator", "created"):
+        lines.append(f"  {key:<10} {getattr(s, key)}")
+    trim = " (trimmed)" if s.trimmed else ""
+    lines.append(f"  duration   {s.duration_s:.3f} s of {s.full_duration_s:.3f} s{trim}")
+    lines.append(f"  ticks      {s.ticks}")
+    for cam, n in s.frames.items():
+        lines.append(f"  camera     {cam}: {n} frames")
+    lines.append("  sources    " + ", ".join(f"{k} {v:.1%}" for k, v in s.source_mix.items()))
+    if any(s.dropped.values()):
+        lines.append("  DROPPED    " + ", ".join(f"{k} {v}" for k, v in s.dropped.items() if v))
+    lines.append(f"  size       {_mb(s.size_bytes)}")
+    return "\n".join(lines)
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+# -- export ----------------------------------------------------------------------------------
+def _export(args: argparse.Namespace) -> int:
+    from recordings.library import episode_files
+
+    files = episode_files(args.dir)
+    if not files:
+        raise ValueError(f"no episodes in {args.dir}")
+    progress = Progress(f"export {args.format}")
+    try:
+        if args.format == "lerobot":
+            from recordings.export_lerobot import export_lerobot
+
+            report = export_lerobot(files, args.out, fps=args.fps, include_failures=args.include_failures,
+                                    codec=args.codec, progress=progress)
+        else:
+            from recordings.export_aloha import export_aloha
+
+            report = export_aloha(files, args.out, fps=args.fps, include_failures=args.include_failures,
+                                  progress=progress)
+    finally:
+        progress.close()
+    print(report.text())
+    return 0
