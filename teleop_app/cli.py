@@ -128,6 +128,7 @@ def _teleop(args: argparse.Namespace) -> int:
 
 def _run_headless(rig: Any, seconds: float | None, stop: threading.Event) -> dict[str, Any]:
     t_start = time.monotonic()
+    ee_start = rig.robot.read().ee_pos.tolist()
     t_success = None
     tty = sys.stderr.isatty()
     last_print = 0.0
@@ -145,7 +146,8 @@ def _run_headless(rig: Any, seconds: float | None, stop: threading.Event) -> dic
     if tty:
         print(file=sys.stderr)
     return {"input": rig.loop.active_input, "seconds": time.monotonic() - t_start,
-            "success": t_success is not None, "time_to_success_s": t_success}
+            "success": t_success is not None, "time_to_success_s": t_success,
+            "ee_start": ee_start, "ee_end": rig.robot.read().ee_pos.tolist()}
 
 
 def _status(rig: Any, elapsed: float, t_success: float | None) -> str:

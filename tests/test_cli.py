@@ -2,8 +2,11 @@
 
 import json
 import os
+import pty
+import select
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -84,3 +87,40 @@ def test_device_discovery_reads_sysfs_and_dev(tmp_path):
     assert [(p.path, p.description) for p in ports] == [(str(dev / "ttyACM0"), "usb-1a86_USB_Single_Serial-if00")]
     vids = video_devices(str(dev), str(tmp_path / "sys/video4linux"))
     assert [v.path for v in vids] == [str(dev / "video0")]
+
+
+def test_keyboard_teleop_in_a_terminal(tmp_path):
+    """A real pseudo-terminal: held 'r' raises the gripper, 'x' is STOP, 'q' quits."""
+    stats_file = tmp_path / "kb.json"
+    pid, fd = pty.fork()
+    if pid == 0:  # the child becomes teleop-app on the terminal
+        os.execve(str(BIN), [str(BIN), "teleop", "--headless", "--input", "keyboard", "--no-cameras",
+                             "--seconds", "30", "--stats-json", str(stats_file)], dict(os.environ, MUJOCO_GL="egl"))
+    output = bytearray()
+
+    def pump(seconds, key=None):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if key:
+                os.write(fd, key)
+            ready = select.select([fd], [], [], 0.03)[0]
+            if ready:
+                try:
+                    output.extend(os.read(fd, 4096))
+                except OSError:
+                    return
+
+    deadline = time.monotonic() + 30
+    while b"keys:" not in output and time.monotonic() < deadline:
+        pump(0.2)
+    pump(1.5, b"r")  # a terminal's key repeat: the key is held
+    pump(0.3, b"x")
+    pump(0.5)
+    os.write(fd, b"q")
+    pump(3.0)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0, output.decode(errors="replace")
+    stats = json.loads(stats_file.read_text())
+    assert stats["ee_end"][2] > stats["ee_start"][2] + 0.05
+    assert stats["kill"]["latched"] and stats["kill"]["reason"] == "STOP key (x)"
+    assert stats["seconds"] < 25
