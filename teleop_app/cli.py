@@ -72,6 +72,7 @@ def _fail(message: str) -> int:
 
 def _teleop(args: argparse.Namespace) -> int:
     from drivers.base import DeviceError
+    from drivers.keyboard import KeyboardInput, TerminalKeys
     from drivers.registry import ConfigError
     from teleop_app.config import load_rig
     from teleop_app.rig import build_rig
@@ -102,10 +103,7 @@ def _teleop(args: argparse.Namespace) -> int:
         rig.loop.reset_scene(args.seed).result(timeout=5)
         rig.session.set_mode(Mode.TELEOP, reason="cli")
         device = rig.inputs[input_name]
-        if hasattr(device, "tap") and sys.stdin.isatty():
-            from drivers.keyboard import KeyboardInput, TerminalKeys
-
-            assert isinstance(device, KeyboardInput)
+        if isinstance(device, KeyboardInput) and sys.stdin.isatty():
             terminal = TerminalKeys(device, {"x": lambda: rig.kill.trigger("STOP key (x)"),
                                              "z": rig.kill.rearm, "q": stop.set,
                                              "\x1b": lambda: rig.kill.trigger("STOP key (Esc)")})
