@@ -38,10 +38,6 @@ def register(kind: str, type_: str, target: str, summary: str) -> None:
     _ENTRIES[(kind, type_)] = Entry(kind, type_, target, summary)
 
 
-def entries(kind: str | None = None) -> list[Entry]:
-    return [e for e in _ENTRIES.values() if kind is None or e.kind == kind]
-
-
 def resolve(kind: str, type_: str) -> type:
     """The driver class for ``type_``, imported now."""
     try:

@@ -48,7 +48,6 @@ class Subscription(Generic[T]):
         self._cond = threading.Condition()
         self.offered = 0
         self.dropped = 0
-        self.closed = False
 
     def offer(self, item: T) -> bool:
         """Queue ``item``; if the queue is full, drop it, count it and return False."""
@@ -95,7 +94,6 @@ class Broadcast(Generic[T]):
     def unsubscribe(self, sub: Subscription[T]) -> None:
         with self._lock:
             self._subs = tuple(s for s in self._subs if s is not sub)
-        sub.closed = True
 
     def publish(self, value: T) -> None:
         self.latest.put(value)

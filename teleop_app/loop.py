@@ -21,7 +21,7 @@ import numpy as np
 
 from drivers.base import InputDevice, Robot
 from drivers.streams import Broadcast, Subscription
-from drivers.types import InputState, JointCommand, RobotState
+from drivers.types import EE_DELTA_DIM, Command, EEDeltaCommand, InputState, JointCommand, RobotState
 from teleop_app.safety import KillSwitch, SafetyFilter, SafetyFlag, Watchdog
 from teleop_app.session import Mode, Session
 
@@ -210,7 +210,7 @@ class ControlLoop:
                 inp = self.inputs[self.active_input].read()
                 self.last_input = inp
                 t1 = time.monotonic()
-                target, raw, kind = self._command_from_input(inp)
+                target, raw, kind = self._joint_targets(self._command_from_input(inp))
             t2 = time.monotonic()
             safe, flags = self.safety.filter(target, self._q_cmd)
             t3 = time.monotonic()
@@ -245,28 +245,36 @@ class ControlLoop:
         for name, dt in zip(SECTIONS, (t1 - t0, t2 - t1, t3 - t2, t_sent - t3, t5 - t_sent, t6 - t5)):
             sec[name].add(dt)
 
-    def _command_from_input(self, inp: InputState) -> tuple[np.ndarray, np.ndarray | None, str]:
-        """Joint targets for this tick from an input state, plus the raw input to record."""
+    def _command_from_input(self, inp: InputState) -> Command | None:
+        """What an input state asks for this tick: joint targets, an end-effector step, or nothing."""
         if not inp.connected:
-            return self._q_cmd, None, "none"
+            return None
         if inp.joint_targets is not None:
-            return np.asarray(inp.joint_targets, dtype=np.float64), np.asarray(inp.joint_targets), "joint"
+            return JointCommand(inp.joint_targets)
         if inp.ee_twist is None and inp.gripper is None:
-            return self._q_cmd, None, "none"
+            return None
         try:
             twist = np.zeros(6) if inp.ee_twist is None else np.asarray(inp.ee_twist, dtype=np.float64)
             gripper = self.robot.joint_to_gripper(self._q_cmd[-1]) if inp.gripper is None else float(inp.gripper)
+            return EEDeltaCommand(np.append(twist * self.period, gripper))
         except (TypeError, ValueError):
-            twist, gripper = np.full(6, np.nan), np.nan
-        if twist.shape != (6,) or not np.all(np.isfinite(twist)) or not np.isfinite(gripper):
+            return EEDeltaCommand(np.full(EE_DELTA_DIM, np.nan))
+
+    def _joint_targets(self, command: Command | None) -> tuple[object, np.ndarray | None, str]:
+        """Joint targets for this tick (not yet made safe), the raw command to record, and its kind."""
+        if command is None:
+            return self._q_cmd, None, "none"
+        if isinstance(command, JointCommand):
+            return command.positions, np.asarray(command.positions), "joint"
+        delta = np.asarray(command.delta, dtype=np.float64)
+        if delta.shape != (EE_DELTA_DIM,) or not np.all(np.isfinite(delta)):
             # Never hand garbage to the IK: an all-NaN target is what the safety filter turns into a hold.
             return np.full(self.robot.n_joints, np.nan), None, "none"
-        delta = twist * self.period
-        raw = np.append(delta, gripper)
         kin = self.robot.kinematics
-        q = kin.apply_ee_delta(self._q_cmd, delta) if kin is not None and np.any(delta) else self._q_cmd.copy()
-        q[-1] = self.robot.gripper_to_joint(gripper)
-        return q, raw, "ee_delta"
+        step = delta[:6]
+        q = kin.apply_ee_delta(self._q_cmd, step) if kin is not None and np.any(step) else self._q_cmd.copy()
+        q[-1] = self.robot.gripper_to_joint(delta[6])
+        return q, delta, "ee_delta"
 
     def _act_on_kill(self) -> None:
         """Send the latched hold: where the arm is, the gripper keeping its target (a held object stays held)."""

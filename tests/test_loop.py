@@ -10,6 +10,7 @@ from drivers.base import InputDevice
 from drivers.types import InputState
 from teleop_app.safety import SafetyFlag
 from teleop_app.session import Mode
+from waiting import wait_for  # tests/ is on sys.path
 
 
 class ScriptedValues(InputDevice):
@@ -27,15 +28,6 @@ class ScriptedValues(InputDevice):
             time.sleep(self.stall_s)  # a device that hangs inside the loop thread
         twist = self.twists.pop(0) if self.twists else np.zeros(6)
         return InputState(device=self.name, t_host=time.monotonic(), ee_twist=twist, gripper=1.0)
-
-
-def wait_for(predicate, timeout=5.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return False
 
 
 def use_input(rig, device):

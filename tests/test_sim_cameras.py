@@ -13,6 +13,7 @@ from drivers.base import DeviceError
 from drivers.sim.render import SimCamera, SimCameraConfig
 from drivers.sim.robot import SimSO101, SimSO101Config
 from drivers.types import JointCommand
+from waiting import wait_for  # tests/ is on sys.path
 
 W, H, FPS = 320, 240, 15.0
 FAR_POSE = np.array([-1.2, 0.0, -0.5, 0.0, 0.0])  # pan the arm far left and raise it: a big change in both views
@@ -54,15 +55,6 @@ def cameras(robot):
     yield cams
     for cam in cams:
         cam.stop()
-
-
-def wait_for(predicate, timeout: float = 5.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def gone(pid: int) -> bool:
