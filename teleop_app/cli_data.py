@@ -85,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
 
 # -- collect ---------------------------------------------------------------------------------
 def _collect(args: argparse.Namespace) -> int:
+    from recordings import edit
     from recordings.recorder import Recorder
     from teleop_app.config import load_rig
     from teleop_app.rig import build_rig
@@ -101,6 +102,7 @@ def _collect(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     rig.start()
     results = []
+    stopped = None
     progress = Progress("collect")
     try:
         recorder = Recorder.for_rig(rig, args.out)
@@ -113,16 +115,21 @@ def _collect(args: argparse.Namespace) -> int:
             path = recorder.start_episode(args.task, operator=args.operator)
             t0 = time.monotonic()
             t_success = None
-            while time.monotonic() - t0 < args.seconds:
+            while time.monotonic() - t0 < args.seconds and not rig.loop.kill.latched:
                 if t_success is None and rig.robot.success():
                     t_success = time.monotonic()
                 if t_success is not None and time.monotonic() - t_success >= args.after_success:
                     break
                 time.sleep(0.02)
-            success = rig.robot.success()
+            killed = rig.loop.kill.reason if rig.loop.kill.latched else None
+            success = rig.robot.success() and killed is None
             recorder.stop_episode(success=success)
             rig.session.stop_recording(reason="collect")
             results.append((path, success, time.monotonic() - t0))
+            if killed is not None:  # the kill switch always wins: no re-arming behind the user's back
+                edit.label(path, notes=f"stopped by the kill switch: {killed}")
+                stopped = killed
+                break
         progress(args.episodes, args.episodes, "done")
     finally:
         progress.close()
@@ -131,6 +138,10 @@ def _collect(args: argparse.Namespace) -> int:
         print(f"{path}  {'success' if success else 'failure'}  {seconds:.1f} s")
     ok = sum(1 for _, s, _ in results if s)
     print(f"{ok}/{len(results)} successful episodes in {args.out}", file=sys.stderr)
+    if stopped is not None:
+        print(f"error: collection stopped by the kill switch ({stopped}); the last episode is labelled "
+              "a failure with that note", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -32,7 +32,7 @@ class SafetyConfig:
     max_joint_step: float = 0.05
     workspace_min: tuple[float, float, float] | None = None
     workspace_max: tuple[float, float, float] | None = None
-    watchdog_periods: int = 5
+    watchdog_periods: int = 20
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ def parse_rig(data: dict[str, Any], source: str = "<memory>") -> RigConfig:
         max_joint_step=float(s.get("max_joint_step", 0.05)),
         workspace_min=_vec3(s.get("workspace_min"), "workspace_min", where),
         workspace_max=_vec3(s.get("workspace_max"), "workspace_max", where),
-        watchdog_periods=int(s.get("watchdog_periods", 5)),
+        watchdog_periods=int(s.get("watchdog_periods", 20)),
     )
     if (safety.workspace_min is None) != (safety.workspace_max is None):
         raise ConfigError(f"{where}: give both safety.workspace_min and safety.workspace_max, or neither")

@@ -68,7 +68,7 @@ class ControlLoop:
         rate_hz: float = 100.0,
         kill: KillSwitch | None = None,
         session: Session | None = None,
-        watchdog_periods: int = 5,
+        watchdog_periods: int = 20,
         loop_core: int | None = None,
         active_input: str | None = None,
     ) -> None:

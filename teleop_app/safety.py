@@ -175,7 +175,7 @@ class Watchdog:
     hold on its own, without waiting for the loop.
     """
 
-    def __init__(self, robot: Robot, kill: KillSwitch, period: float, stall_periods: int = 5) -> None:
+    def __init__(self, robot: Robot, kill: KillSwitch, period: float, stall_periods: int = 20) -> None:
         self.robot = robot
         self.kill = kill
         self.period = period

@@ -118,8 +118,8 @@ def test_watchdog_holds_a_stalled_loop(sim_rig):
     assert sim_rig.kill.reason.startswith("watchdog: control loop stalled")
     holds = [t for t, _, s in sim_rig.robot.command_log if s == "watchdog"]
     assert len(holds) == 1 and sim_rig.loop.watchdog.trips == 1
-    # the watchdog acted during the 0.4 s stall, once the stall passed its limit (5 periods)
-    assert 0.05 <= sim_rig.loop.watchdog.last_trip_stall_ms / 1e3 < 0.4
+    # the watchdog acted during the 0.4 s stall, once the stall passed its limit (20 periods)
+    assert 0.2 <= sim_rig.loop.watchdog.last_trip_stall_ms / 1e3 < 0.4
 
 
 def test_slow_subscriber_drops_are_counted(sim_rig):
