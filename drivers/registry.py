@@ -83,3 +83,13 @@ register("input", "scripted", "drivers.sim.scripted:ScriptedExpert",
          "an expert that picks and lifts the cube in the sim")
 register("input", "keyboard", "drivers.keyboard:KeyboardInput",
          "end-effector teleop from the keyboard (terminal or GUI)")
+register("robot", "so101", "drivers.so101.follower:SO101Follower",
+         "SO-101 follower arm on a Feetech serial bus")
+register("input", "leader_arm", "drivers.so101.leader:LeaderArm",
+         "SO-101 (Feetech) or Koch/GELLO (Dynamixel) leader arm, torque off")
+register("input", "spacemouse", "drivers.spacemouse:SpaceMouse",
+         "3Dconnexion SpaceMouse through pyspacemouse (end-effector deltas)")
+register("camera", "realsense", "drivers.realsense:RealSenseCamera",
+         "Intel RealSense color (+ aligned depth) through pyrealsense2")
+register("camera", "opencv", "drivers.opencv_camera:OpenCVCamera",
+         "any camera or video file OpenCV can open")
