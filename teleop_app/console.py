@@ -1,0 +1,206 @@
+"""What the operator console does, as plain Python: the GUI only observes it and forwards intent.
+
+One :class:`Console` owns a running rig and a recorder. It knows the dataset
+folder, the task sentence, which input drives, and whether an episode is being
+recorded; it starts, keeps (as success or failure) and discards episodes, resets
+the scene, stops the robot and re-arms it. Every change is announced to
+listeners (``fn(event: str)``) so views can refresh without polling the model's
+internals, and every method works from tests and scripts without Qt.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from recordings import edit
+from recordings.library import episode_files
+from recordings.recorder import Recorder, RecordingError
+from teleop_app.rig import Rig
+from teleop_app.session import InvalidTransition, Mode
+
+STOP_REASON = "STOP pressed"
+
+
+class ConsoleError(RuntimeError):
+    """An operator action that cannot be done now; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class EpisodeResult:
+    path: Path | None  # None when discarded
+    outcome: str  # "success", "failure" or "discarded"
+    duration_s: float
+
+
+class Console:
+    def __init__(self, rig: Rig, dataset_dir: str | Path, task: str = "", operator: str = "") -> None:
+        self.rig = rig
+        self.task = task
+        self.operator = operator
+        self.recorder = Recorder.for_rig(rig, dataset_dir)
+        self.last_result: EpisodeResult | None = None
+        self.message = ""  # the latest thing the operator should read (status line)
+        self._listeners: list[Callable[[str], None]] = []
+        rig.kill.add_listener(lambda latched, reason: self._emit("kill"))
+
+    # -- observing ---------------------------------------------------------------------------
+    def add_listener(self, fn: Callable[[str], None]) -> None:
+        """``fn(event)`` after each change; events: dataset, task, input, mode, recording, episode, kill, message."""
+        self._listeners.append(fn)
+
+    def _emit(self, event: str) -> None:
+        for fn in list(self._listeners):
+            fn(event)
+
+    def _say(self, text: str) -> None:
+        self.message = text
+        self._emit("message")
+
+    @property
+    def dataset_dir(self) -> Path:
+        return self.recorder.dataset_dir
+
+    @property
+    def recording(self) -> bool:
+        return self.recorder.recording
+
+    @property
+    def episode_count(self) -> int:
+        """Episodes kept in the dataset folder (the trash not included)."""
+        return len(episode_files(self.dataset_dir))
+
+    @property
+    def active_input(self) -> str | None:
+        return self.rig.loop.active_input
+
+    @property
+    def mode(self) -> Mode:
+        return self.rig.session.mode
+
+    @property
+    def stopped(self) -> bool:
+        return self.rig.kill.latched
+
+    def free_disk_bytes(self) -> int | None:
+        folder = self.dataset_dir
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        try:
+            return shutil.disk_usage(folder).free
+        except OSError:
+            return None
+
+    # -- settings ----------------------------------------------------------------------------
+    def set_dataset_dir(self, folder: str | Path) -> None:
+        if self.recording:
+            raise ConsoleError("stop the episode before changing the dataset folder")
+        self.recorder.dataset_dir = Path(folder).expanduser()
+        self._emit("dataset")
+
+    def set_task(self, task: str) -> None:
+        self.task = task.strip()
+        self._emit("task")
+
+    def set_active_input(self, name: str) -> None:
+        if name not in self.rig.inputs:
+            raise ConsoleError(f"this rig has no input {name!r} (inputs: {', '.join(self.rig.inputs)})")
+        self.rig.loop.call_soon(lambda: setattr(self.rig.loop, "active_input", name)).result(timeout=2)
+        self._emit("input")
+
+    def set_teleop(self, on: bool) -> None:
+        """Hand the robot to the active input (on) or let it hold still (off)."""
+        try:
+            self.rig.session.set_mode(Mode.TELEOP if on else Mode.IDLE, reason="console")
+        except InvalidTransition as exc:
+            raise ConsoleError(str(exc)) from exc
+        self._emit("mode")
+
+    # -- episodes ----------------------------------------------------------------------------
+    def start_episode(self) -> Path:
+        if self.recording:
+            raise ConsoleError("an episode is already being recorded")
+        if not self.task:
+            raise ConsoleError("type a task sentence first (what the robot should do)")
+        if self.stopped:
+            raise ConsoleError("the robot is stopped: re-arm it before recording")
+        if self.mode is Mode.IDLE:
+            self.set_teleop(True)
+        try:
+            path = self.recorder.start_episode(self.task, operator=self.operator)
+            self.rig.session.start_recording(reason="console")
+        except (RecordingError, InvalidTransition) as exc:
+            if self.recorder.recording:
+                self.recorder.discard()
+            raise ConsoleError(str(exc)) from exc
+        self._say(f"recording {path.name}")
+        self._emit("recording")
+        return path
+
+    def keep(self, success: bool) -> EpisodeResult:
+        """Stop the episode and keep it, labelled a success or a failure."""
+        if not self.recording:
+            raise ConsoleError("no episode is being recorded")
+        self.rig.session.stop_recording(reason="console")
+        try:
+            path = self.recorder.stop_episode(success=success)
+        except RecordingError as exc:
+            self._say(str(exc))
+            self._emit("recording")
+            raise ConsoleError(str(exc)) from exc
+        if self.stopped:
+            edit.label(path, notes=f"stopped by the kill switch: {self.rig.kill.reason}")
+        result = EpisodeResult(path, "success" if success else "failure", self.recorder.elapsed_s)
+        return self._finished(result)
+
+    def discard(self) -> EpisodeResult:
+        if not self.recording:
+            raise ConsoleError("no episode is being recorded")
+        self.rig.session.stop_recording(reason="console")
+        elapsed = self.recorder.elapsed_s
+        self.recorder.discard()
+        return self._finished(EpisodeResult(None, "discarded", elapsed))
+
+    def _finished(self, result: EpisodeResult) -> EpisodeResult:
+        self.last_result = result
+        name = result.path.name if result.path else "episode"
+        self._say(f"{name} {'kept as ' + result.outcome if result.path else 'discarded'} "
+                  f"({result.duration_s:.1f} s)")
+        self._emit("recording")
+        self._emit("episode")
+        return result
+
+    @property
+    def elapsed_s(self) -> float:
+        return self.recorder.elapsed_s if self.recording else 0.0
+
+    def reset_scene(self, seed: int | None = None) -> bool:
+        """Put the cube somewhere new (sim); False where the robot cannot reset itself."""
+        ok = bool(self.rig.loop.reset_scene(seed).result(timeout=5))
+        self._say("scene reset" if ok else "this robot cannot reset its scene: set it up by hand")
+        return ok
+
+    # -- safety ------------------------------------------------------------------------------
+    def stop(self, reason: str = STOP_REASON) -> None:
+        """The STOP button: the loop holds the robot on its next tick, whatever drives it."""
+        self.rig.kill.trigger(reason)
+        self._say(f"STOPPED ({reason}). Re-arm to move again.")
+
+    def rearm(self) -> None:
+        """Let the robot move again after a stop; it continues from where it was held."""
+        if not self.stopped:
+            return
+        self.rig.kill.rearm()
+        self._say("re-armed: the robot follows the active input again")
+
+    def close(self) -> None:
+        """Keep a running episode as unlabelled rather than lose it, then stop the rig."""
+        if self.recording:
+            try:
+                self.rig.session.stop_recording(reason="closing")
+                self.recorder.stop_episode(success=None)
+            except (RecordingError, InvalidTransition):
+                pass
+        self.rig.close()
