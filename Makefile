@@ -17,9 +17,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
-# Until the desktop window lands, `make run` is keyboard teleop of the sim arm in this terminal.
+# `make run` opens the operator console on the simulated arm (needs a display).
 run: $(STAMP)
-	$(BIN)/teleop-app teleop --headless --input keyboard
+	$(BIN)/teleop-app gui
 
 test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q

@@ -41,6 +41,7 @@ class Robot(abc.ABC):
     joint_lower: np.ndarray
     joint_upper: np.ndarray
     kinematics: Kinematics | None = None
+    can_reset_scene = False  # True where reset_scene() can put the task back by itself (a sim)
 
     @abc.abstractmethod
     def connect(self) -> None: ...

@@ -94,6 +94,11 @@ class KeyboardInput(InputDevice):
                 self._held = {k: v for k, v in self._held.items() if k == key or v is None}
                 self._held[key] = now + self.config.hold_timeout
 
+    def release_all(self) -> None:
+        """Let go of every key (the window lost focus: no release event will come)."""
+        with self._lock:
+            self._held.clear()
+
     def reset(self) -> None:
         with self._lock:
             self._held.clear()

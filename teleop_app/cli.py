@@ -13,22 +13,15 @@ from typing import Any
 
 from teleop_app import __version__
 
-HEADLESS_HOWTO = """\
-teleop-app {version}: the desktop window is not built yet; everything runs headless.
-
-  teleop-app teleop --headless --input keyboard            drive the simulated SO-101 from this terminal
-  teleop-app teleop --headless --input scripted --seconds 20 --stats-json stats.json
-                                                           watch the scripted expert lift the cube
-  teleop-app devices                                       list cameras, RealSense units, SpaceMice, serial ports
-
-Add --rig PATH to use another rig file (default: the built-in sim_so101).
-"""
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="teleop-app", description="Teleoperate, record and run VLA policies.")
     parser.add_argument("--version", action="version", version=f"teleop-app {__version__}")
     sub = parser.add_subparsers(dest="command")
+
+    p = sub.add_parser("gui", help="open the operator console window (the default command)")
+    _add_gui_options(p)
 
     p = sub.add_parser("teleop", help="drive the robot with an input device")
     p.add_argument("--headless", action="store_true", help="no window: status in the terminal")
@@ -48,13 +41,40 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     if args.command is None:
-        print(HEADLESS_HOWTO.format(version=__version__), end="")
-        return 0
+        args = parser.parse_args(["gui"])
+    if args.command == "gui":
+        return _gui(args.rig, args.dataset, args.operator)
     if args.command == "devices":
         return _devices(args)
     if args.command == "teleop":
         return _teleop(args)
     return cli_data.run(args)
+
+
+def _add_gui_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rig", default=None, help="rig TOML file or built-in rig name (default: sim_so101)")
+    p.add_argument("--dataset", default=None, help="episode folder (default: the last one used, "
+                   "else ~/teleop-data/demos)")
+    p.add_argument("--operator", default="", help="your name, stored in every episode")
+
+
+def _gui(rig: str | None, dataset: str | None, operator: str) -> int:
+    import os
+
+    from drivers.base import DeviceError
+    from drivers.registry import ConfigError
+
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM")):
+        return _fail("no display to open the window on: run it on a desktop, under `xvfb-run`, "
+                     "or use `teleop-app teleop --headless`")
+    try:
+        from ui.app import main as gui_main
+    except ImportError as exc:
+        return _fail(f"the window cannot start ({exc}): reinstall with `make run`")
+    try:
+        return gui_main(rig, dataset, operator)
+    except (ConfigError, DeviceError) as exc:
+        return _fail(str(exc))
 
 
 def _devices(args: argparse.Namespace) -> int:
@@ -79,7 +99,7 @@ def _teleop(args: argparse.Namespace) -> int:
     from teleop_app.session import Mode
 
     if not args.headless:
-        return _fail("the desktop window is not built yet: add --headless")
+        return _gui(args.rig, None, "")
     try:
         config = load_rig(args.rig)
         if args.no_cameras:

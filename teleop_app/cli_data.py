@@ -92,7 +92,7 @@ def _collect(args: argparse.Namespace) -> int:
     from teleop_app.session import Mode
 
     if not args.headless:
-        raise ValueError("the desktop window is not built yet: add --headless")
+        raise ValueError("collect runs without a window: add --headless (to record by hand, open `teleop-app gui`)")
     if args.episodes < 1 or args.seconds <= 0:
         raise ValueError("--episodes must be ≥ 1 and --seconds > 0")
     config = load_rig(args.rig)

@@ -17,17 +17,20 @@ from teleop_app.devices import spacemice, serial_ports, video_devices
 BIN = Path(sys.executable).parent / "teleop-app"
 
 
-def run(*args, timeout=120):
-    env = dict(os.environ, MUJOCO_GL="egl")
+def run(*args, timeout=120, env=None):
+    env = dict(env if env is not None else os.environ, MUJOCO_GL="egl")
     return subprocess.run([str(BIN), *args], capture_output=True, text=True, timeout=timeout, env=env,
                           stdin=subprocess.DEVNULL)
 
 
-def test_version_and_howto():
+def test_version_and_window_without_display():
     out = run("--version")
     assert out.returncode == 0 and out.stdout.strip() == f"teleop-app {__version__}"
-    out = run()
-    assert out.returncode == 0 and "teleop-app teleop --headless --input keyboard" in out.stdout
+    no_display = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    for args in ((), ("gui",), ("teleop",)):
+        out = run(*args, env=no_display)
+        assert out.returncode == 2 and "Traceback" not in out.stderr
+        assert "no display" in out.stderr and "teleop-app teleop --headless" in out.stderr
 
 
 def test_scripted_teleop_lifts_the_cube_and_writes_stats(tmp_path):

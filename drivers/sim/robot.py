@@ -56,6 +56,8 @@ class SimSO101(Robot):
     keeps a private copy for ``read`` so other threads may read too.
     """
 
+    can_reset_scene = True
+
     config_class = SimSO101Config
 
     def __init__(self, config: SimSO101Config | None = None) -> None:

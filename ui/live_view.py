@@ -1,0 +1,126 @@
+"""The Live tab: camera tiles, joint plots, recording controls, input device and gripper gauge."""
+
+from __future__ import annotations
+
+import time
+
+from PySide6 import QtCore, QtWidgets
+
+from drivers.base import Camera
+from teleop_app.console import Console
+from teleop_app.session import Mode
+from ui.gripper_gauge import GripperGauge
+from ui.image_tile import ImageTile
+from ui.input_panel import InputPanel
+from ui.joint_plots import JointPlots
+from ui.recording_panel import RecordingPanel
+from ui.tick_history import TickHistory
+
+
+class LiveView(QtWidgets.QWidget):
+    """Refreshed by the window's timer through :meth:`refresh`; never blocks on the loop or a camera."""
+
+    def __init__(self, console: Console, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.console = console
+        rig = console.rig
+        self.history = TickHistory(rig.robot.n_joints, capacity=int(rig.loop.rate_hz * 12))
+        self.ticks = rig.loop.subscribe("gui", maxsize=int(rig.loop.rate_hz * 2))
+
+        self.tiles: dict[str, ImageTile] = {}
+        cams = QtWidgets.QHBoxLayout()
+        for name in rig.cameras:
+            tile = ImageTile(name)
+            self.tiles[name] = tile
+            cams.addWidget(tile, 1)
+        if not rig.cameras:
+            cams.addWidget(QtWidgets.QLabel("This rig has no cameras."))
+        self.plots = JointPlots(tuple(rig.robot.joint_names))
+
+        left = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
+        cam_box = QtWidgets.QWidget()
+        cam_box.setLayout(cams)
+        left.addWidget(cam_box)
+        left.addWidget(self.plots)
+        left.setStretchFactor(0, 3)
+        left.setStretchFactor(1, 2)
+        self.splitter = left
+
+        self.recording = RecordingPanel()
+        self.input_panel = InputPanel(rig.inputs)
+        self.gripper = GripperGauge()
+        grip_box = QtWidgets.QGroupBox("Gripper")
+        QtWidgets.QVBoxLayout(grip_box).addWidget(self.gripper)
+        right = QtWidgets.QVBoxLayout()
+        right.addWidget(self.recording)
+        right.addWidget(self.input_panel)
+        right.addWidget(grip_box)
+        right.addStretch(1)
+        side = QtWidgets.QWidget()
+        side.setLayout(right)
+        side.setFixedWidth(360)
+
+        layout = QtWidgets.QHBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(left, 1)
+        layout.addWidget(side)
+
+    def refresh(self) -> None:
+        """Pull the newest frames and ticks (called at ~30 Hz)."""
+        console, rig = self.console, self.console.rig
+        now = time.monotonic()
+        for name, tile in self.tiles.items():
+            self._refresh_tile(rig.cameras[name], tile, now)
+        if self.history.extend(self.ticks.drain()):
+            self.plots.update_from(self.history, now)
+        latest = rig.loop.latest()
+        if latest is not None:
+            self.gripper.set_values(rig.robot.joint_to_gripper(float(latest.command[-1])), latest.state.gripper)
+        driving = console.mode in (Mode.TELEOP, Mode.INTERVENTION) and not console.stopped
+        self.input_panel.set_active(console.active_input)
+        self.input_panel.show_state(rig.loop.last_input, driving, self._input_hint(driving))
+        self.recording.show_state(
+            recording=console.recording, elapsed_s=console.elapsed_s, episodes=self._episode_count(),
+            folder=str(console.dataset_dir), task=console.task, can_reset=rig.robot.can_reset_scene,
+        )
+
+    _count_cache: tuple[float, int] = (0.0, 0)
+
+    def _episode_count(self) -> int:
+        """Counted from the folder at most once a second (it lists a directory)."""
+        t, n = self._count_cache
+        if time.monotonic() - t > 1.0:
+            n = self.console.episode_count
+            self._count_cache = (time.monotonic(), n)
+        return n
+
+    def forget_episode_count(self) -> None:
+        self._count_cache = (0.0, 0)
+
+    def _input_hint(self, driving: bool) -> str:
+        console = self.console
+        if console.stopped:
+            return "The robot is stopped. Press Re-arm (Ctrl+R) to move again."
+        if not driving:
+            return "Teleop is off: tick “Teleop” at the top to drive."
+        name = console.active_input
+        if name and type(console.rig.inputs[name]).__name__ == "KeyboardInput":
+            return ("Keys: W/S forward/back · A/D left/right · R/F up/down · J/L roll · I/K pitch · "
+                    "U/O yaw · Space gripper. Click an empty spot if a text field has the keys.")
+        return ""
+
+    @staticmethod
+    def _refresh_tile(cam: Camera, tile: ImageTile, now: float) -> None:
+        frame = cam.latest()
+        if frame is not None and frame.seq != tile.shown_seq:
+            tile.show_image(frame.image, frame.seq)
+        if cam.error:
+            tile.set_caption(cam.error, warn=True)
+        elif frame is None:
+            tile.set_caption("waiting for frames…")
+        else:
+            age = now - frame.t_host
+            fps = cam.rate.rate(now)
+            stale = age > max(1.0, 3.0 / max(cam.fps, 1e-3))
+            text = f"{fps:4.1f} fps · {frame.image.shape[1]}×{frame.image.shape[0]}"
+            tile.set_caption(f"{text} · no frame for {age:.1f} s" if stale else text, warn=stale)
