@@ -28,6 +28,9 @@ def preferred_input(inputs: list[str], remembered: str | None) -> str | None:
 def open_console(rig_name: str | None = None, dataset: str | None = None, operator: str = "",
                  settings: QtCore.QSettings | None = None) -> tuple[Console, MainWindow]:
     """Build and start the rig, and a window on it in teleop mode (not yet shown)."""
+    # The control loop is a thread of this process: when it wakes, it must get the GIL from the
+    # GUI thread within a fraction of its period, not after the default 5 ms switch interval.
+    sys.setswitchinterval(0.0005)
     settings = settings or QtCore.QSettings("teleop-app", "teleop-app")
     config = load_rig(rig_name)
     active = preferred_input([i.name for i in config.inputs], settings.value("active_input"))
