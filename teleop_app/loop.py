@@ -5,6 +5,12 @@ camera, the disk, the GUI or a model: it reads latest-value slots and emits
 each :class:`TickRecord` into bounded subscriber queues (overflow is counted).
 The kill switch is checked first on every tick and also wakes the loop while it
 sleeps, so a hold reaches the robot within one period of the trigger.
+
+In :attr:`Mode.POLICY <teleop_app.session.Mode>` the command comes from an attached
+:class:`~policies.runner.PolicyRunner` (:meth:`ControlLoop.start_policy`): a tick
+without a policy action holds the last target and carries :attr:`SafetyFlag.STARVED`.
+A human moving the takeover device switches to ``INTERVENTION`` (ticks labelled
+``intervention``) and, after letting go, back to the policy (:mod:`teleop_app.takeover`).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,6 +30,10 @@ from drivers.streams import Broadcast, Subscription
 from drivers.types import EE_DELTA_DIM, Command, EEDeltaCommand, InputState, JointCommand, RobotState
 from teleop_app.safety import KillSwitch, SafetyFilter, SafetyFlag, Watchdog
 from teleop_app.session import Mode, Session
+from teleop_app.takeover import TakeoverConfig, TakeoverDetector
+
+if TYPE_CHECKING:
+    from policies.runner import PolicyRunner
 
 SECTIONS = ("input", "command", "safety", "send", "read", "publish")
 _RING = 1 << 16  # ~11 minutes of periods at 100 Hz for percentiles
@@ -95,6 +105,11 @@ class ControlLoop:
         self._acted_generation = 0
         self._state: RobotState | None = None
         self._tick = 0
+        self._policy: PolicyRunner | None = None
+        self._takeover: TakeoverDetector | None = None
+        self._takeover_input: str | None = None
+        self._manual_takeover = False
+        self._last_policy: PolicyRunner | None = None
         self.reset_stats()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -110,6 +125,7 @@ class ControlLoop:
         self.watchdog.start()
 
     def stop(self) -> None:
+        """Stop ticking (an attached policy's worker stops too; the policy stays attached)."""
         self.watchdog.stop()
         self._stop.set()
         self.kill.wake.set()
@@ -117,6 +133,8 @@ class ControlLoop:
             self._thread.join(timeout=2.0)
             self._thread = None
         self.kill.wake.clear()
+        if self._policy is not None:
+            self._policy.stop()
 
     @property
     def running(self) -> bool:
@@ -148,9 +166,137 @@ class ControlLoop:
                 self._q_hold = self._q_cmd.copy()
             for device in self.inputs.values():
                 device.reset()
+            if self._policy is not None:
+                self._policy.drop()  # planned actions belong to the old scene
             return ok
 
         return self.call_soon(reset)
+
+    # -- policy control ----------------------------------------------------------------------
+    @property
+    def policy(self) -> PolicyRunner | None:
+        """The attached policy runner (None when no policy is running)."""
+        return self._policy
+
+    @property
+    def takeover(self) -> TakeoverConfig | None:
+        """How a human takes over from the running policy (None: only :meth:`take_over` does)."""
+        return None if self._takeover is None else self._takeover.config
+
+    def start_policy(self, runner: PolicyRunner, takeover: TakeoverConfig | None = None) -> None:
+        """Hand the robot to ``runner``: its worker starts and the mode becomes POLICY.
+
+        With ``takeover``, moving its input device gives the human control (see
+        :mod:`teleop_app.takeover`). Raises InvalidTransition from modes that cannot
+        go to POLICY (replay), ValueError for an unknown takeover device.
+        """
+        if self._policy is not None:
+            raise RuntimeError("a policy is already running: stop_policy() first")
+        device = None if takeover is None else (takeover.input or self.active_input)
+        if takeover is not None and device not in self.inputs:
+            raise ValueError(f"no input device {device!r} for takeover (inputs: {', '.join(self.inputs) or 'none'})")
+        runner.start(self.kill)
+
+        def attach() -> None:
+            self.session.set_mode(Mode.POLICY, reason="policy started")
+            self._takeover = None if takeover is None else TakeoverDetector(takeover)
+            self._takeover_input = device
+            self._manual_takeover = False
+            if self._takeover is not None:
+                self._takeover.rest(self.inputs[device].read())
+            self._policy = self._last_policy = runner
+
+        try:
+            self.call_soon(attach).result(timeout=2.0)
+        except BaseException:
+            runner.stop()
+            raise
+
+    def stop_policy(self, mode: Mode = Mode.IDLE) -> PolicyRunner | None:
+        """Take the robot from the policy (the mode becomes ``mode``) and stop its worker; returns the runner.
+
+        Raises InvalidTransition (the policy keeps running) e.g. for IDLE while recording.
+        """
+
+        def detach() -> PolicyRunner | None:
+            runner = self._policy
+            if runner is None:
+                return None
+            if self.session.mode in (Mode.POLICY, Mode.INTERVENTION):
+                self.session.set_mode(mode, reason="policy stopped")
+            self._policy = None
+            self._takeover = None
+            return runner
+
+        runner = self.call_soon(detach).result(timeout=2.0)
+        if runner is not None:
+            runner.stop()
+        return runner
+
+    def take_over(self, reason: str = "takeover requested") -> Future:
+        """Give the human control now (a GUI button); it stays human until :meth:`hand_back`."""
+
+        def take() -> bool:
+            if self._policy is None or self.session.mode is not Mode.POLICY:
+                return False
+            self._enter_intervention(reason)
+            self._manual_takeover = True
+            return True
+
+        return self.call_soon(take)
+
+    def hand_back(self) -> Future:
+        """Give control back to the policy after an intervention; the future says whether it happened."""
+
+        def back() -> bool:
+            if self._policy is None or self.session.mode is not Mode.INTERVENTION:
+                return False
+            self._leave_intervention("handed back")
+            return True
+
+        return self.call_soon(back)
+
+    def _enter_intervention(self, reason: str) -> None:
+        self.session.set_mode(Mode.INTERVENTION, reason=reason)
+        self._policy.pause()
+        self.takeovers += 1
+
+    def _leave_intervention(self, reason: str) -> None:
+        self.session.set_mode(Mode.POLICY, reason=reason)
+        self._manual_takeover = False
+        if self._takeover is not None:
+            self._takeover.rest(self.last_input)
+        self._policy.resume()
+        self.hand_backs += 1
+
+    def _policy_command(self, inp: InputState | None, t0: float) -> tuple[Command | None, bool]:
+        """This tick's command in POLICY/INTERVENTION mode, switching between them; and whether it starved."""
+        detector = self._takeover
+        mode = self.session.mode
+        if detector is not None and inp is not None:
+            why = detector.moving(inp, t0)
+            if mode is Mode.POLICY and why is not None:
+                self._enter_intervention(f"takeover: {why}")
+                mode = Mode.INTERVENTION
+            elif (mode is Mode.INTERVENTION and detector.config.auto_hand_back and not self._manual_takeover
+                  and detector.released(t0)):
+                self._leave_intervention(f"human let go for {detector.config.release_s:g} s")
+                mode = Mode.POLICY
+        if mode is Mode.INTERVENTION:
+            self._intervention_ticks += 1
+            return (None if inp is None else self._command_from_input(inp)), False
+        runner = self._policy
+        command = runner.step(self._tick, t0, self._state)
+        self._policy_ticks += 1
+        if runner.in_flight:
+            self._inference_ticks += 1
+        if command is None:
+            self._starved += 1
+            self._stall += 1
+            self._longest_stall = max(self._longest_stall, self._stall)
+        else:
+            self._stall = 0
+        return command, command is None
 
     # -- the loop ----------------------------------------------------------------------------
     def _run(self) -> None:
@@ -206,19 +352,33 @@ class ControlLoop:
             target = self._q_cmd
             mode = self.session.mode
             t1 = t0
-            if mode in (Mode.TELEOP, Mode.INTERVENTION) and self.active_input is not None:
+            starved = False
+            if self._policy is not None and mode in (Mode.POLICY, Mode.INTERVENTION):
+                name = self._takeover_input or self.active_input
+                inp = None
+                if name is not None and (self._takeover is not None or mode is Mode.INTERVENTION):
+                    inp = self.inputs[name].read()
+                    self.last_input = inp
+                t1 = time.monotonic()
+                command, starved = self._policy_command(inp, t0)
+                target, raw, kind = self._joint_targets(command)
+            elif mode in (Mode.TELEOP, Mode.INTERVENTION) and self.active_input is not None:
                 inp = self.inputs[self.active_input].read()
                 self.last_input = inp
                 t1 = time.monotonic()
                 target, raw, kind = self._joint_targets(self._command_from_input(inp))
             t2 = time.monotonic()
             safe, flags = self.safety.filter(target, self._q_cmd)
+            if starved:
+                flags |= SafetyFlag.STARVED
             t3 = time.monotonic()
             if kill.latched:  # triggered while we computed: the hold wins
                 self._act_on_kill()
             else:
                 self.robot.send(JointCommand(safe), source=self.session.source)
                 self._q_cmd = safe
+                if self._policy is not None and self.session.mode is Mode.POLICY:
+                    self._policy.note_sent(self._tick, safe)
         t_sent = time.monotonic()
         state = self.robot.read()
         self._state = state
@@ -281,6 +441,8 @@ class ControlLoop:
         kill = self.kill
         if kill.generation != self._acted_generation or self._q_hold is None:
             self._acted_generation = kill.generation
+            if self._policy is not None:
+                self._policy.drop()  # queued actions never run; answers already requested are ignored
             q = self._state.joint_pos.copy() if self._state is not None else self._q_cmd.copy()
             q[-1] = self._q_cmd[-1]
             self._q_hold = np.clip(q, self.safety.limits.joint_lower, self.safety.limits.joint_upper)
@@ -311,9 +473,23 @@ class ControlLoop:
         self._t_first: float | None = None
         self._t_last: float | None = None
         self._prev_t0: float | None = None
+        self._policy_ticks = 0
+        self._starved = 0
+        self._stall = 0
+        self._longest_stall = 0
+        self._inference_ticks = 0
+        self._intervention_ticks = 0
+        self.takeovers = 0
+        self.hand_backs = 0
 
     def stats(self) -> dict[str, Any]:
-        """Loop figures since start: rate, period percentiles, overruns, time per section, kill latency."""
+        """Loop figures since start: rate, period percentiles, overruns, time per section, kill latency.
+
+        ``policy`` counts ticks driven by a policy, starved ticks (held: no action ready),
+        the longest run of them, ticks with an inference in flight, intervention ticks,
+        takeovers and hand-backs (all reset by :meth:`reset_stats`), and ``runner``: the
+        current or last runner's own :meth:`~policies.runner.PolicyRunner.stats`.
+        """
         periods = self._periods.values() * 1e3
         span = (self._t_last - self._t_first) if self._t_first and self._t_last else 0.0
         out: dict[str, Any] = {
@@ -339,6 +515,16 @@ class ControlLoop:
             "watchdog_trips": self.watchdog.trips,
             "subscriber_drops": {s.name: s.dropped for s in self.ticks.subscriptions},
             "error": self.error,
+            "policy": {
+                "ticks": self._policy_ticks,
+                "starved_ticks": self._starved,
+                "longest_stall_ticks": self._longest_stall,
+                "inference_in_flight_ticks": self._inference_ticks,
+                "intervention_ticks": self._intervention_ticks,
+                "takeovers": self.takeovers,
+                "hand_backs": self.hand_backs,
+                "runner": None if self._last_policy is None else self._last_policy.stats(),
+            },
         }
         lat = np.asarray(self.kill_latencies) * 1e3
         out["kill_latency_ms"] = {"count": int(lat.size), "p50": _pct(lat, 50), "p99": _pct(lat, 99),

@@ -29,6 +29,7 @@ class SafetyFlag(enum.IntFlag):
     STEP_LIMIT = 4
     WORKSPACE = 8
     KILLED = 16
+    STARVED = 32  # set by the control loop: no policy action for this tick, the last target was held
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ class SafetyFilter:
         self.limits = limits
         self.kinematics = kinematics if limits.workspace_min is not None else None
         self.n = len(limits.joint_lower)
-        self.counts = {flag.name: 0 for flag in SafetyFlag if flag not in (SafetyFlag.NONE,)}
+        self.counts = {flag.name: 0 for flag in SafetyFlag if flag not in (SafetyFlag.NONE, SafetyFlag.STARVED)}
 
     def filter(self, target: object, reference: np.ndarray) -> tuple[np.ndarray, SafetyFlag]:
         """The safe target for this tick and the flags saying what was changed."""

@@ -1,0 +1,92 @@
+"""The policy interface: an observation in, a chunk of actions out.
+
+A policy answers one observation with ``k`` actions for the ticks starting at
+the observation's tick (``actions[i]`` is meant for tick ``chunk.tick + i``).
+Actions are either absolute joint targets (gripper joint last, radians) or the
+7-dim end-effector step of :data:`drivers.types.EE_DELTA_DIM` (per control tick).
+Policies are called from the runner's worker thread, one call at a time.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from policies.observation import ActionStats, Observation
+
+
+class ActionKind(enum.Enum):
+    JOINT = "joint"  # absolute joint targets, gripper joint last (rad)
+    EE_DELTA = "ee_delta"  # [dx, dy, dz, droll, dpitch, dyaw, gripper] per tick, gripper an opening in [0, 1]
+
+
+class PolicyError(RuntimeError):
+    """A policy failed to answer; the message says why (it becomes the kill-switch reason)."""
+
+
+@dataclass(frozen=True)
+class PolicyInfo:
+    """What a policy produces.
+
+    ``chunk_length`` is the number of actions per answer as far as the policy
+    knows it (None: decided by the server, any length is accepted).
+    ``normalization`` names how the raw outputs relate to robot units (see
+    :class:`policies.observation.ActionSpec`); ``stats`` hold the statistics.
+    """
+
+    action_kind: ActionKind
+    action_dim: int
+    chunk_length: int | None = None
+    name: str = ""
+    normalization: str = "none"
+    stats: ActionStats | None = None
+
+
+@dataclass(frozen=True)
+class ActionChunk:
+    """``actions[i]`` is for tick ``tick + i``; times are host monotonic seconds.
+
+    ``timing`` carries whatever timings the policy reports itself (e.g. a
+    server's ``infer_ms``), for display next to the runner's own measurement.
+    """
+
+    actions: np.ndarray  # [k, action_dim]
+    tick: int  # the tick of the observation it answers
+    t_request: float
+    t_done: float
+    timing: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def latency(self) -> float:
+        return self.t_done - self.t_request
+
+    def __len__(self) -> int:
+        return int(self.actions.shape[0]) if self.actions.ndim else 0
+
+
+class Policy(abc.ABC):
+    """Subclasses implement :meth:`predict`; :meth:`infer` stamps the answer with tick and times."""
+
+    info: PolicyInfo
+
+    def reset(self) -> None:
+        """Forget per-episode state (called before every rollout)."""
+
+    def close(self) -> None:
+        """Release connections or memory."""
+
+    @abc.abstractmethod
+    def predict(self, observation: Observation) -> tuple[np.ndarray, Mapping[str, float]]:
+        """Raw actions ``[k, action_dim]`` for ``observation`` and any timings the policy reports."""
+
+    def infer(self, observation: Observation) -> ActionChunk:
+        t_request = time.monotonic()
+        actions, timing = self.predict(observation)
+        return ActionChunk(np.asarray(actions), observation.tick, t_request, time.monotonic(), dict(timing))

@@ -1,0 +1,79 @@
+"""Synthetic policies and input devices for the policy-runtime tests."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+from drivers.base import InputDevice
+from drivers.types import InputState
+from policies.base import ActionKind, Policy, PolicyInfo
+
+
+class HoldPolicy(Policy):
+    """Joint targets that stay where the arm was observed, plus ``drift`` rad per action on joint 0.
+
+    ``latency`` seconds per answer; ``bad`` maps a call number (1-based) to what to
+    answer instead: ``"nan"``, ``"inf"``, ``"shape"``, ``"range"``, ``"raise"`` or
+    ``("sleep", seconds)``.
+    """
+
+    def __init__(self, chunk: int = 20, latency: float = 0.0, drift: float = 0.0, bad: dict | None = None) -> None:
+        self.info = PolicyInfo(ActionKind.JOINT, 6, chunk, name="hold")
+        self.chunk = chunk
+        self.latency = latency
+        self.drift = drift
+        self.bad = dict(bad or {})
+        self.calls = 0
+        self.resets = 0
+        self.observations = []
+        self.lock = threading.Lock()
+
+    def reset(self) -> None:
+        self.resets += 1
+
+    def predict(self, observation):
+        with self.lock:
+            self.calls += 1
+            n = self.calls
+            self.observations.append(observation)
+        what = self.bad.get(n)
+        if isinstance(what, tuple) and what[0] == "sleep":
+            time.sleep(what[1])
+        elif self.latency:
+            time.sleep(self.latency)
+        q = observation.state.joint_pos
+        actions = np.repeat(q[None, :], self.chunk, axis=0)
+        actions[:, 0] += self.drift * np.arange(1, self.chunk + 1)
+        if what == "nan":
+            actions[2, 3] = np.nan
+        elif what == "inf":
+            actions[0, 2] = -np.inf
+        elif what == "shape":
+            actions = actions[:, :5]
+        elif what == "range":
+            actions[:, 0] = 5.0
+        elif what == "raise":
+            raise RuntimeError("model exploded\nsecond line: CUDA out of memory")
+        return actions, {}
+
+
+class Hand(InputDevice):
+    """A human input whose twist and joint targets the test sets."""
+
+    def __init__(self, name: str = "hand") -> None:
+        super().__init__(name)
+        self.twist = np.zeros(6)
+        self.gripper: float | None = None
+        self.buttons: frozenset[str] = frozenset()
+
+    def read(self) -> InputState:
+        return InputState(device=self.name, t_host=time.monotonic(), ee_twist=self.twist.copy(),
+                          gripper=self.gripper, buttons=self.buttons)
+
+
+def add_input(rig, device: InputDevice) -> None:
+    rig.inputs[device.name] = device
+    rig.loop.inputs[device.name] = device
