@@ -53,6 +53,10 @@ class Frame:
     ``t_capture`` is when the image was taken on the device's clock mapped to host
     monotonic time where possible (the simulated state time for sim cameras);
     ``t_host`` is when the host received it; ``seq`` counts frames from 0 per stream.
+    Where the device stamps frames itself, ``t_device`` keeps that stamp as it
+    came (seconds) and ``clock`` names its time base (e.g. RealSense
+    ``"hardware_clock"``/``"global_time"``, ``"v4l2_monotonic"``, ``"media"`` for
+    a video file's presentation time), so the mapping to ``t_capture`` can be checked.
     """
 
     camera: str
@@ -60,6 +64,8 @@ class Frame:
     t_capture: float
     t_host: float
     seq: int
+    t_device: float | None = None
+    clock: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
