@@ -35,9 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("devices", help="list attached cameras, SpaceMice and serial ports")
     p.add_argument("--json", action="store_true")
 
-    from teleop_app import cli_data
+    from teleop_app import cli_calibrate, cli_data
 
     cli_data.add_parsers(sub)
+    cli_calibrate.add_parser(sub)
 
     args = parser.parse_args(argv)
     if args.command is None:
@@ -48,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         return _devices(args)
     if args.command == "teleop":
         return _teleop(args)
+    if args.command == "calibrate":
+        return cli_calibrate.run(args)
     return cli_data.run(args)
 
 
@@ -95,6 +98,7 @@ def _teleop(args: argparse.Namespace) -> int:
     from drivers.keyboard import KeyboardInput, TerminalKeys
     from drivers.registry import ConfigError
     from teleop_app.config import load_rig
+    from teleop_app.console import check_can_drive
     from teleop_app.rig import build_rig
     from teleop_app.session import Mode
 
@@ -117,7 +121,9 @@ def _teleop(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         rig.start()
+        check_can_drive(rig, input_name)
     except (DeviceError, RuntimeError) as exc:
+        rig.close()
         return _fail(f"could not start the rig: {exc}")
     try:
         rig.loop.reset_scene(args.seed).result(timeout=5)

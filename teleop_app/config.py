@@ -14,7 +14,8 @@ from typing import Any
 
 from drivers.registry import ConfigError
 
-BUILTIN_RIGS = ("sim_so101",)
+BUILTIN_RIGS = tuple(sorted(f.name.removesuffix(".toml") for f in (resources.files("teleop_app") / "rigs").iterdir()
+                            if f.name.endswith(".toml")))
 
 
 @dataclass(frozen=True)

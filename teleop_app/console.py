@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from drivers.base import DeviceError
 from recordings import edit
 from recordings.library import episode_files
 from recordings.recorder import Recorder, RecordingError
@@ -26,6 +27,20 @@ STOP_REASON = "STOP pressed"
 
 class ConsoleError(RuntimeError):
     """An operator action that cannot be done now; the message says why and what to do."""
+
+
+def check_can_drive(rig: Rig, input_name: str | None) -> None:
+    """Refuse to hand a robot to a joint-space input (a leader arm) that is posed far from it.
+
+    Robots that can tell (a real follower: ``check_leader``) raise DeviceError
+    naming the joint and the gap; others accept any input.
+    """
+    check = getattr(rig.robot, "check_leader", None)
+    if check is None or input_name is None:
+        return
+    state = rig.inputs[input_name].read()
+    if state.connected and state.joint_targets is not None:
+        check(state.joint_targets)
 
 
 @dataclass(frozen=True)
@@ -107,16 +122,26 @@ class Console:
     def set_active_input(self, name: str) -> None:
         if name not in self.rig.inputs:
             raise ConsoleError(f"this rig has no input {name!r} (inputs: {', '.join(self.rig.inputs)})")
+        if self.mode in (Mode.TELEOP, Mode.INTERVENTION):
+            self._check_can_drive(name)
         self.rig.loop.call_soon(lambda: setattr(self.rig.loop, "active_input", name)).result(timeout=2)
         self._emit("input")
 
     def set_teleop(self, on: bool) -> None:
         """Hand the robot to the active input (on) or let it hold still (off)."""
+        if on:
+            self._check_can_drive(self.active_input)
         try:
             self.rig.session.set_mode(Mode.TELEOP if on else Mode.IDLE, reason="console")
         except InvalidTransition as exc:
             raise ConsoleError(str(exc)) from exc
         self._emit("mode")
+
+    def _check_can_drive(self, name: str | None) -> None:
+        try:
+            check_can_drive(self.rig, name)
+        except DeviceError as exc:
+            raise ConsoleError(f"{exc} — move the leader arm to match the robot, then try again") from exc
 
     # -- episodes ----------------------------------------------------------------------------
     def start_episode(self) -> Path:

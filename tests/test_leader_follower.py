@@ -481,3 +481,35 @@ def test_leader_drives_a_follower_and_an_unplugged_follower_stops_the_loop(tmp_p
             assert leader.read().connected
         finally:
             rig.close()  # a follower that is gone does not make closing fail
+
+
+def test_console_refuses_teleop_while_the_leader_is_far_from_the_follower(tmp_path):
+    from teleop_app.console import Console, ConsoleError
+
+    with ServoEmulator("feetech", IDS) as lead_emu, ServoEmulator("feetech", IDS) as follow_emu:
+        lead_cal = calibrate_from_current(lead_emu, tmp_path / "leader.json")
+        follow_cal = calibrate_from_current(follow_emu, tmp_path / "follower.json")
+        follow_emu.set_positions(ticks(START_POSE, 1.0))
+        far = np.array(START_POSE, dtype=float)
+        far[1] += 1.2  # shoulder_lift 1.2 rad away
+        lead_emu.set_positions(ticks(far, 0.5))
+        config = rig_from(
+            "so101_real.toml",
+            robot={"port": follow_emu.path, "calibration": str(follow_cal), "timeout_ms": 100},
+            inputs={"leader": {"port": lead_emu.path, "calibration": str(lead_cal), "timeout_ms": 100, "rate_hz": 100}},
+        )
+        rig = build_rig(config.without_cameras(), active_input="leader")
+        try:
+            rig.start()
+            console = Console(rig, tmp_path / "data")
+            goals_before = {i: follow_emu.goal(i) for i in IDS}
+            with pytest.raises(ConsoleError, match="shoulder_lift.*move the leader arm to match the robot"):
+                console.set_teleop(True)
+            assert rig.session.mode is Mode.IDLE
+            assert {i: follow_emu.goal(i) for i in IDS} == goals_before  # nothing moved
+            lead_emu.set_positions(ticks(START_POSE, 0.5))  # the operator matches the pose
+            assert wait_for(lambda: abs(rig.inputs["leader"].read().joint_targets[1] - START_POSE[1]) < 1e-2)
+            console.set_teleop(True)
+            assert rig.session.mode is Mode.TELEOP
+        finally:
+            rig.close()

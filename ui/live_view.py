@@ -83,6 +83,21 @@ class LiveView(QtWidgets.QWidget):
             recording=console.recording, elapsed_s=console.elapsed_s, episodes=self._episode_count(),
             folder=str(console.dataset_dir), task=console.task, can_reset=rig.robot.can_reset_scene,
         )
+        self.recording.message.setText(self._next_step())
+
+    def _next_step(self) -> str:
+        """What to do next, in one line, for someone who has not read anything."""
+        console = self.console
+        if console.recording:
+            return "Drive the arm. Then <b>G</b> keeps it as a success, <b>B</b> as a failure, <b>Backspace</b> discards."
+        last = console.last_result
+        done = ""
+        if last is not None:
+            name = last.path.name if last.path else "The episode"
+            done = f"{name}: {'discarded' if last.path is None else 'kept as ' + last.outcome}. "
+        if not console.task:
+            return done + "Type what the robot should do in <b>Task</b>, then press <b>Enter</b> to record."
+        return done + "Press <b>Enter</b> to start an episode."
 
     _count_cache: tuple[float, int] = (0.0, 0)
 
