@@ -1,0 +1,242 @@
+"""The dataset's episodes as a sortable, filterable table (model, proxy and view).
+
+Rows are :class:`recordings.library.EpisodeSummary` objects; the text comes from
+``ui.review_state``. Sorting uses :data:`SORT_ROLE`, which holds numbers for
+the numeric columns, so 9.5 s sorts before 10.2 s and 900 KB before 1.2 MB.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from recordings.library import EpisodeSummary
+from ui.review_state import (
+    SUCCESS_LABELS,
+    SUCCESS_RANK,
+    format_duration,
+    format_size,
+    format_source_mix,
+    problem_text,
+)
+
+COLUMNS = ("Name", "Task", "Success", "Duration", "Source", "Size", "Problem")
+SORT_ROLE = QtCore.Qt.ItemDataRole.UserRole + 1
+PATH_ROLE = QtCore.Qt.ItemDataRole.UserRole + 2
+DAMAGED_COLOR = QtGui.QColor("#c62828")
+WARN_COLOR = QtGui.QColor("#b26a00")
+SUCCESS_COLORS = {"true": QtGui.QColor("#2e7d32"), "false": QtGui.QColor("#c62828")}
+
+
+class EpisodeTableModel(QtCore.QAbstractTableModel):
+    def __init__(self, parent: QtCore.QObject | None = None) -> None:
+        super().__init__(parent)
+        self._rows: list[EpisodeSummary] = []
+
+    # -- content -------------------------------------------------------------------------------
+    def set_summaries(self, summaries: list[EpisodeSummary]) -> None:
+        self.beginResetModel()
+        self._rows = list(summaries)
+        self.endResetModel()
+
+    def summaries(self) -> list[EpisodeSummary]:
+        return list(self._rows)
+
+    def row_of(self, path: Path) -> int | None:
+        path = Path(path)
+        return next((i for i, s in enumerate(self._rows) if s.path == path), None)
+
+    def summary(self, row: int) -> EpisodeSummary:
+        return self._rows[row]
+
+    def put(self, summary: EpisodeSummary) -> int:
+        """Replace the row of ``summary.path`` (or add one); returns its row."""
+        row = self.row_of(summary.path)
+        if row is None:
+            row = len(self._rows)
+            self.beginInsertRows(QtCore.QModelIndex(), row, row)
+            self._rows.append(summary)
+            self.endInsertRows()
+        else:
+            self._rows[row] = summary
+            self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
+        return row
+
+    def remove(self, path: Path) -> bool:
+        row = self.row_of(path)
+        if row is None:
+            return False
+        self.beginRemoveRows(QtCore.QModelIndex(), row, row)
+        del self._rows[row]
+        self.endRemoveRows()
+        return True
+
+    # -- Qt model interface --------------------------------------------------------------------
+    def rowCount(self, parent: QtCore.QModelIndex = QtCore.QModelIndex()) -> int:  # noqa: N802 (Qt name)
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: QtCore.QModelIndex = QtCore.QModelIndex()) -> int:  # noqa: N802 (Qt name)
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section: int, orientation: QtCore.Qt.Orientation,  # noqa: N802 (Qt name)
+                   role: int = QtCore.Qt.ItemDataRole.DisplayRole) -> object:
+        if orientation == QtCore.Qt.Orientation.Horizontal and role == QtCore.Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section]
+        return None
+
+    def data(self, index: QtCore.QModelIndex, role: int = QtCore.Qt.ItemDataRole.DisplayRole) -> object:
+        if not index.isValid():
+            return None
+        s = self._rows[index.row()]
+        column = COLUMNS[index.column()]
+        problem = problem_text(s)
+        R = QtCore.Qt.ItemDataRole
+        if role == R.DisplayRole:
+            return self._text(s, column, problem)
+        if role == SORT_ROLE:
+            return self._sort_key(s, column, problem)
+        if role == PATH_ROLE:
+            return str(s.path)
+        if role == R.ToolTipRole:
+            if problem:
+                return f"{s.name}: {problem}"
+            if column == "Task":
+                return s.task
+            if column == "Duration" and s.trimmed:
+                return f"trimmed: {s.duration_s:.2f} s kept of {s.full_duration_s:.2f} s"
+            return None
+        if role == R.ForegroundRole:
+            if s.damaged:
+                return DAMAGED_COLOR
+            if problem:
+                return WARN_COLOR
+            if column == "Success":
+                return SUCCESS_COLORS.get(s.success)
+            return None
+        if role == R.FontRole and s.damaged and column == "Name":
+            font = QtGui.QFont()
+            font.setBold(True)
+            return font
+        if role == R.TextAlignmentRole and column in ("Duration", "Size"):
+            return int(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    @staticmethod
+    def _text(s: EpisodeSummary, column: str, problem: str) -> str:
+        if column == "Name":
+            return f"⚠ {s.name}" if s.damaged else s.name
+        if s.damaged and column not in ("Size", "Problem"):
+            return ""
+        if column == "Task":
+            return s.task
+        if column == "Success":
+            return SUCCESS_LABELS.get(s.success, s.success)
+        if column == "Duration":
+            return format_duration(s.duration_s) + (" ✂" if s.trimmed else "")
+        if column == "Source":
+            return format_source_mix(s.source_mix)
+        if column == "Size":
+            return format_size(s.size_bytes)
+        return problem
+
+    @staticmethod
+    def _sort_key(s: EpisodeSummary, column: str, problem: str) -> object:
+        if column == "Name":
+            return s.name
+        if column == "Task":
+            return s.task.lower()
+        if column == "Success":
+            return SUCCESS_RANK.get(s.success, 3) if not s.damaged else 4
+        if column == "Duration":
+            return float(s.duration_s) if not s.damaged else -1.0
+        if column == "Source":
+            return format_source_mix(s.source_mix)
+        if column == "Size":
+            return int(s.size_bytes)
+        return problem
+
+
+class EpisodeFilterProxy(QtCore.QSortFilterProxyModel):
+    """Sorts by :data:`SORT_ROLE`; the filter text matches name, task and source."""
+
+    def __init__(self, parent: QtCore.QObject | None = None) -> None:
+        super().__init__(parent)
+        self.setSortRole(SORT_ROLE)
+        self.setFilterCaseSensitivity(QtCore.Qt.CaseSensitivity.CaseInsensitive)
+        self.setFilterKeyColumn(-1)  # any column
+
+
+class EpisodeTable(QtWidgets.QTableView):
+    """The view; :attr:`episode_selected` fires with the path of the newly current row."""
+
+    episode_selected = QtCore.Signal(object)  # Path, or None when nothing is selected
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.source_model = EpisodeTableModel(self)
+        self.proxy = EpisodeFilterProxy(self)
+        self.proxy.setSourceModel(self.source_model)
+        self.setModel(self.proxy)
+        self.setSortingEnabled(True)
+        self.sortByColumn(0, QtCore.Qt.SortOrder.AscendingOrder)
+        self.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
+        self.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
+        self.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setAlternatingRowColors(True)
+        self.setWordWrap(False)
+        self.verticalHeader().hide()
+        self.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
+        header = self.horizontalHeader()
+        header.setStretchLastSection(True)
+        header.setHighlightSections(False)
+        self._quiet = False
+        self.selectionModel().currentRowChanged.connect(self._current_changed)
+
+    def _current_changed(self, current: QtCore.QModelIndex, _previous: QtCore.QModelIndex) -> None:
+        if self._quiet:
+            return
+        self.episode_selected.emit(self.path_at(current.row()) if current.isValid() else None)
+
+    def set_summaries(self, summaries: list[EpisodeSummary], keep: Path | None = None) -> bool:
+        """Show a new listing without announcing a selection change; ``keep`` stays current if it is listed."""
+        self._quiet = True
+        try:
+            self.source_model.set_summaries(summaries)
+        finally:
+            self._quiet = False
+        self.fit_columns()
+        return self.select_path(keep, notify=False) if keep is not None else False
+
+    def path_at(self, proxy_row: int) -> Path | None:
+        if not 0 <= proxy_row < self.proxy.rowCount():
+            return None
+        value = self.proxy.data(self.proxy.index(proxy_row, 0), PATH_ROLE)
+        return Path(value) if value else None
+
+    def current_path(self) -> Path | None:
+        index = self.currentIndex()
+        return self.path_at(index.row()) if index.isValid() else None
+
+    def select_path(self, path: Path | None, notify: bool = True) -> bool:
+        """Make the row of ``path`` current (scrolled into view); ``notify=False`` keeps the signal quiet."""
+        row = None if path is None else self.source_model.row_of(path)
+        if row is None:
+            return False
+        index = self.proxy.mapFromSource(self.source_model.index(row, 0))
+        if not index.isValid():  # filtered out
+            return False
+        self._quiet = not notify
+        try:
+            self.selectionModel().setCurrentIndex(
+                index,
+                QtCore.QItemSelectionModel.SelectionFlag.ClearAndSelect | QtCore.QItemSelectionModel.SelectionFlag.Rows)
+        finally:
+            self._quiet = False
+        self.scrollTo(index)
+        return True
+
+    def fit_columns(self) -> None:
+        """Size columns to their content; the task column gets what is left, capped to stay readable."""
+        self.resizeColumnsToContents()
+        self.setColumnWidth(COLUMNS.index("Task"), min(self.columnWidth(COLUMNS.index("Task")), 220))

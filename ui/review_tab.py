@@ -1,0 +1,624 @@
+"""The Review tab: browse a dataset's episodes, play them, trim, relabel, delete (with undo), export, replay.
+
+A thin view: the listing comes from :mod:`recordings.library` (in a worker),
+edits from :mod:`recordings.edit` through :mod:`ui.review_state`, replays from
+:class:`teleop_app.replay.Replayer`. The episode on screen is open read-only
+(the whole recording, so the trim handles can move back out); it is closed
+before any edit touches its file and opened again afterwards.
+
+Keys (active while the focus is inside this tab; typing in a text field keeps
+its own keys): Space play/pause, ←/→ previous/next frame, [ and ] slower/faster,
+I/O set the in/out handle at the cursor, Del delete, Ctrl+Z undo the last delete.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from recordings.export_aloha import export_aloha
+from recordings.export_common import ExportReport
+from recordings.export_lerobot import export_lerobot
+from recordings.library import EpisodeSummary, episode_files, summarize
+from recordings.reader import EpisodeError
+from teleop_app.replay import Replayer, ReplayError
+from ui.bridge import ConsoleBridge
+from ui.episode_table import EpisodeTable
+from ui.player import Player
+from ui.review_state import SUCCESS_LABELS, LoadedEpisode, TrashStack, set_success
+from ui.workers import Task, TaskRunner
+
+SHORTCUTS: list[tuple[str, str, str]] = [  # (key sequence, what it does, method name)
+    ("Space", "play / pause", "toggle_play"),
+    ("Left", "previous frame", "step_back"),
+    ("Right", "next frame", "step_forward"),
+    ("[", "slower", "slower"),
+    ("]", "faster", "faster"),
+    ("I", "trim: in handle at the cursor", "set_in"),
+    ("O", "trim: out handle at the cursor", "set_out"),
+    ("Delete", "move the episode to the trash", "delete_episode"),
+    ("Ctrl+Z", "undo the last delete", "undo_delete"),
+]
+EXPORTERS: dict[str, tuple[str, Callable[..., ExportReport]]] = {
+    "lerobot": ("LeRobot v3.0", export_lerobot),
+    "aloha": ("ALOHA (ACT)", export_aloha),
+}
+LEVEL_STYLE = {"info": "", "ok": "color:#2e7d32", "warn": "color:#b26a00; font-weight:bold",
+               "error": "color:#c62828; font-weight:bold"}
+
+
+def list_episodes(folder: Path, progress: Callable[[int, int, str], None] | None = None) -> list[EpisodeSummary]:
+    """``recordings.library.list_dataset`` with progress (it opens every file: run it off the GUI thread)."""
+    paths = episode_files(folder)
+    out = []
+    for i, path in enumerate(paths):
+        if progress:
+            progress(i, len(paths), f"reading {path.name}")
+        out.append(summarize(path))
+    if progress:
+        progress(len(paths), len(paths), "done")
+    return out
+
+
+class _ReplayEvents(QtCore.QObject):
+    """Replayer events (loop thread, kill-switch thread) as a signal on the GUI thread."""
+
+    event = QtCore.Signal(str)
+
+
+class ReviewTab(QtWidgets.QWidget):
+    """The Review tab over ``bridge.console``'s dataset folder; see the module docstring for its keys."""
+
+    listing_done = QtCore.Signal()
+    export_done = QtCore.Signal(object)  # ExportReport, or None when the export failed
+
+    def __init__(self, bridge: ConsoleBridge, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.bridge = bridge
+        self.console = bridge.console
+        self.loaded: LoadedEpisode | None = None
+        self.trash = TrashStack()
+        self.runner = TaskRunner(threads=2, parent=self)
+        self.replayer: Replayer = getattr(self.console, "replayer", None) or Replayer(self.console.rig)
+        self.last_message = ""
+        self.last_export: ExportReport | None = None
+        self._listing_generation = 0
+        self._listing = False
+        self._exporting = False
+        self._sized = False
+
+        self._build_left()
+        self._build_right()
+        split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
+        split.addWidget(self.left)
+        split.addWidget(self.right)
+        split.setStretchFactor(0, 2)
+        split.setStretchFactor(1, 5)
+        split.setChildrenCollapsible(False)
+        self.splitter = split
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(split, 1)
+        self.message_label = QtWidgets.QLabel()
+        self.message_label.setWordWrap(True)
+        self.message_label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.message_label)
+
+        self.shortcuts: dict[str, QtGui.QShortcut] = {}
+        for keys, _, method in SHORTCUTS:
+            sc = QtGui.QShortcut(QtGui.QKeySequence(keys), self)
+            sc.setContext(QtCore.Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            sc.activated.connect(getattr(self, method))
+            self.shortcuts[keys] = sc
+
+        self._replay_events = _ReplayEvents(self)
+        self._replay_events.event.connect(self._on_replay_event)
+        self.replayer.add_listener(self._replay_events.event.emit)
+        self.replay_timer = QtCore.QTimer(self)
+        self.replay_timer.setInterval(100)
+        self.replay_timer.timeout.connect(self._update_replay)
+
+        bridge.changed.connect(self._on_console_event)
+        self.table.episode_selected.connect(self.load_episode)
+        self.player.trim_moved.connect(lambda *_: self._update_trim_label())
+        self._update_actions()
+        self.refresh()
+
+    # -- layout --------------------------------------------------------------------------------
+    def _button(self, text: str, slot: Callable[[], object], tip: str = "") -> QtWidgets.QPushButton:
+        button = QtWidgets.QPushButton(text)
+        button.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)  # keys stay with the table and the player
+        button.clicked.connect(lambda _=False: slot())
+        if tip:
+            button.setToolTip(tip)
+        return button
+
+    def _build_left(self) -> None:
+        self.left = QtWidgets.QWidget()
+        v = QtWidgets.QVBoxLayout(self.left)
+        v.setContentsMargins(0, 0, 0, 0)
+        self.folder_label = QtWidgets.QLabel()
+        self.folder_label.setWordWrap(True)
+        self.refresh_button = self._button("Refresh", self.refresh, "List the dataset folder again")
+        self.filter_edit = QtWidgets.QLineEdit()
+        self.filter_edit.setPlaceholderText("filter: name, task, source…")
+        self.filter_edit.setClearButtonEnabled(True)
+        top = QtWidgets.QHBoxLayout()
+        top.addWidget(self.filter_edit, 1)
+        top.addWidget(self.refresh_button)
+        self.table = EpisodeTable()
+        self.filter_edit.textChanged.connect(self.table.proxy.setFilterFixedString)
+        self.count_label = QtWidgets.QLabel()
+        self.count_label.setObjectName("hint")
+        self.export_lerobot_button = self._button("Export LeRobot…", lambda: self.export("lerobot"),
+                                                  "Write the dataset as a LeRobotDataset v3.0 (parquet + mp4)")
+        self.export_aloha_button = self._button("Export ALOHA…", lambda: self.export("aloha"),
+                                                "Write the dataset in the ALOHA/ACT HDF5 layout")
+        self.include_failures = QtWidgets.QCheckBox("include failures")
+        self.include_failures.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+        self.include_failures.setToolTip("Export episodes labelled failure or unknown too (default: successes only)")
+        exports = QtWidgets.QHBoxLayout()
+        exports.addWidget(self.export_lerobot_button)
+        exports.addWidget(self.export_aloha_button)
+        exports.addWidget(self.include_failures)
+        exports.addStretch(1)
+        self.progress = QtWidgets.QProgressBar()
+        self.progress.setTextVisible(True)
+        self.progress.hide()
+        v.addWidget(self.folder_label)
+        v.addLayout(top)
+        v.addWidget(self.table, 1)
+        v.addWidget(self.count_label)
+        v.addLayout(exports)
+        v.addWidget(self.progress)
+
+    def _build_right(self) -> None:
+        self.right = QtWidgets.QWidget()
+        v = QtWidgets.QVBoxLayout(self.right)
+        v.setContentsMargins(0, 0, 0, 0)
+        self.header = QtWidgets.QLabel()
+        self.header.setWordWrap(True)
+        self.header.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.player = Player()
+        v.addWidget(self.header)
+        v.addWidget(self.player, 1)
+
+        trim = QtWidgets.QGroupBox("Trim")
+        self.in_button = self._button("In  [I]", self.set_in, "Put the in handle at the cursor")
+        self.out_button = self._button("Out  [O]", self.set_out, "Put the out handle at the cursor")
+        self.apply_trim_button = self._button("Apply trim", self.apply_trim,
+                                              "Keep only the range between the handles (the file keeps everything: "
+                                              "Clear trim brings it back)")
+        self.clear_trim_button = self._button("Clear trim", self.clear_trim, "Keep the whole recording again")
+        self.trim_label = QtWidgets.QLabel()
+        self.trim_label.setWordWrap(True)
+        g = QtWidgets.QGridLayout(trim)
+        g.addWidget(self.in_button, 0, 0)
+        g.addWidget(self.out_button, 0, 1)
+        g.addWidget(self.apply_trim_button, 1, 0)
+        g.addWidget(self.clear_trim_button, 1, 1)
+        g.addWidget(self.trim_label, 2, 0, 1, 2)
+
+        label = QtWidgets.QGroupBox("Label")
+        self.success_box = QtWidgets.QComboBox()
+        for value in ("true", "false", "unknown"):
+            self.success_box.addItem(SUCCESS_LABELS[value], value)
+        self.task_edit = QtWidgets.QLineEdit()
+        self.task_edit.setPlaceholderText("task sentence")
+        self.task_edit.returnPressed.connect(self.save_label)
+        self.save_label_button = self._button("Save label", self.save_label, "Write outcome and task to the file")
+        g = QtWidgets.QGridLayout(label)
+        g.addWidget(QtWidgets.QLabel("outcome"), 0, 0)
+        g.addWidget(self.success_box, 0, 1)
+        g.addWidget(self.save_label_button, 0, 2)
+        g.addWidget(QtWidgets.QLabel("task"), 1, 0)
+        g.addWidget(self.task_edit, 1, 1, 1, 2)
+        g.setColumnStretch(1, 1)
+
+        episode = QtWidgets.QGroupBox("Episode")
+        self.delete_button = self._button("Delete  [Del]", self.delete_episode,
+                                          "Move the episode to the dataset's .trash folder")
+        self.undo_button = self._button("Undo delete  [Ctrl+Z]", self.undo_delete,
+                                        "Bring back the last episode deleted here")
+        self.replay_button = self._button("Replay on robot", self.toggle_replay,
+                                          "Play the kept range's commanded joint targets on the robot, through "
+                                          "the safety filter (STOP / Esc holds it at once)")
+        self.replay_label = QtWidgets.QLabel()
+        g = QtWidgets.QGridLayout(episode)
+        g.addWidget(self.delete_button, 0, 0)
+        g.addWidget(self.undo_button, 0, 1)
+        g.addWidget(self.replay_button, 1, 0, 1, 2)
+        g.addWidget(self.replay_label, 2, 0, 1, 2)
+
+        self.edit_row = QtWidgets.QWidget()
+        h = QtWidgets.QHBoxLayout(self.edit_row)
+        h.setContentsMargins(0, 0, 0, 0)
+        h.addWidget(trim, 2)
+        h.addWidget(label, 3)
+        h.addWidget(episode, 2)
+        v.addWidget(self.edit_row)
+
+    def help_sections(self) -> list[tuple[str, list[tuple[str, str]]]]:
+        """This tab's keys for the window's help overlay."""
+        keys = [(k.replace("Left", "←").replace("Right", "→").replace("Delete", "Del"), text)
+                for k, text, _ in SHORTCUTS]
+        keys.append(("click / drag", "on the plots: move the cursor (black line) or the trim handles (blue)"))
+        return [("Review tab (when it has the focus)", keys)]
+
+    # -- messages ------------------------------------------------------------------------------
+    def show_message(self, text: str, level: str = "info") -> None:
+        """The tab's status line; errors are shown here as text, never as a traceback."""
+        self.last_message = text
+        self.message_label.setStyleSheet(LEVEL_STYLE[level])
+        self.message_label.setText(text)
+
+    # -- listing -------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """List the dataset folder again, in a worker; the table updates when it is done."""
+        folder = self.console.dataset_dir
+        self.folder_label.setText(f"<b>Dataset</b> {folder}")
+        self._listing_generation += 1
+        generation = self._listing_generation
+        self._listing = True
+        self.count_label.setText("listing…")
+        task = Task(list_episodes, folder)
+        task.signals.progress.connect(lambda done, total, _m: self.count_label.setText(f"listing {done}/{total}…"))
+        task.signals.done.connect(lambda result: self._listed(generation, result))
+        task.signals.failed.connect(lambda reason: self._list_failed(generation, reason))
+        self.runner.start(task)
+
+    @property
+    def listing(self) -> bool:
+        return self._listing
+
+    def _listed(self, generation: int, summaries: list[EpisodeSummary]) -> None:
+        if generation != self._listing_generation:
+            return  # a newer listing is on its way
+        self._listing = False
+        keep = self.loaded.path if self.loaded else None
+        kept = self.table.set_summaries(summaries, keep=keep)
+        if keep is not None and not kept:
+            self._unload()
+        self._update_count()
+        self._update_actions()
+        self.listing_done.emit()
+
+    def _list_failed(self, generation: int, reason: str) -> None:
+        if generation == self._listing_generation:
+            self._listing = False
+            self.count_label.setText("")
+            self.show_message(f"Could not list {self.console.dataset_dir}: {reason}", "error")
+            self.listing_done.emit()
+
+    def _update_count(self) -> None:
+        rows = self.table.source_model.summaries()
+        damaged = sum(1 for s in rows if s.damaged)
+        text = f"{len(rows)} episode(s)"
+        if damaged:
+            text += f", <span style='color:#c62828'><b>{damaged} damaged</b></span>"
+        if not rows:
+            text = "No episodes in this folder yet: record some in the Live tab."
+        self.count_label.setText(text)
+
+    def _on_console_event(self, event: str) -> None:
+        if event in ("episode", "dataset"):
+            self.refresh()
+        elif event == "kill":
+            self._update_replay()
+
+    # -- the episode on screen -----------------------------------------------------------------
+    def load_episode(self, path: Path | None, cursor: float = 0.0) -> bool:
+        """Open ``path`` in the player (None: show nothing); False with a message if it cannot be read."""
+        self._release_file()
+        self.loaded = None
+        if path is None:
+            self.player.load(None)
+            self._update_header()
+            self._update_actions()
+            return False
+        try:
+            self.loaded = LoadedEpisode(Path(path))
+        except EpisodeError as exc:
+            self.player.load(None)
+            self._update_header(error=str(exc))
+            self._update_actions()
+            return False
+        self.player.load(self.loaded, cursor)
+        meta = self.loaded.meta
+        self.success_box.setCurrentIndex(max(self.success_box.findData(meta["success"]), 0))
+        self.task_edit.setText(str(meta["task"]))
+        self._update_header()
+        self._update_trim_label()
+        self._update_actions()
+        return True
+
+    def _release_file(self) -> None:
+        """Close the open episode's file (waiting for a frame decode in progress) so it may be edited."""
+        self.player.decoder.cancel()
+        if self.loaded is not None:
+            self.loaded.close()
+
+    def _reopen(self) -> None:
+        """Open the episode again after an edit, with the cursor where it was."""
+        if self.loaded is not None:
+            self.load_episode(self.loaded.path, self.player.cursor)
+
+    def _unload(self) -> None:
+        self.load_episode(None)
+
+    def _update_header(self, error: str = "") -> None:
+        if error:
+            self.header.setText(f"<span style='{LEVEL_STYLE['error']}'>{error}</span>")
+            return
+        ep = self.loaded
+        if ep is None:
+            self.header.setText("")
+            return
+        m = ep.meta
+        when = m["created"][:19].replace("T", " ")
+        parts = [f"<b style='font-size:14px'>{ep.path.name}</b>", f"“{m['task']}”" if m["task"] else "(no task)",
+                 SUCCESS_LABELS.get(m["success"], m["success"]), f"{ep.full_duration:.2f} s recorded", when]
+        if m["operator"]:
+            parts.append(f"by {m['operator']}")
+        text = " &nbsp;·&nbsp; ".join(parts)
+        if ep.issues:
+            text += f"<br><span style='{LEVEL_STYLE['warn']}'>needs repair: {'; '.join(ep.issues)}</span>"
+        self.header.setText(text)
+
+    def _update_trim_label(self) -> None:
+        trim = self.player.trim
+        if trim is None:
+            self.trim_label.setText("")
+            return
+        text = f"kept {trim.start:.2f}–{trim.end:.2f} s: {trim.end - trim.start:.2f} of {trim.full:.2f} s"
+        if trim.dirty:
+            text += " <b style='color:#b26a00'>· not applied</b>"
+        self.trim_label.setText(text)
+        self.apply_trim_button.setEnabled(self.loaded is not None and trim.dirty)
+
+    def _update_actions(self) -> None:
+        has = self.loaded is not None
+        for w in (self.in_button, self.out_button, self.clear_trim_button, self.success_box, self.task_edit,
+                  self.save_label_button):
+            w.setEnabled(has)
+        self.apply_trim_button.setEnabled(has and self.player.trim is not None and self.player.trim.dirty)
+        self.delete_button.setEnabled(self.table.current_path() is not None)
+        self.undo_button.setEnabled(len(self.trash) > 0)
+        self.undo_button.setToolTip(f"Bring back {self.trash.last.name}" if self.trash.last else
+                                    "Nothing deleted here yet")
+        busy = self._exporting
+        self.export_lerobot_button.setEnabled(not busy)
+        self.export_aloha_button.setEnabled(not busy)
+        self._update_replay()
+
+    # -- transport (shortcut targets) ----------------------------------------------------------
+    def toggle_play(self) -> None:
+        self.player.toggle_play()
+
+    def step_back(self) -> None:
+        self.player.step(-1)
+
+    def step_forward(self) -> None:
+        self.player.step(1)
+
+    def slower(self) -> None:
+        self.player.change_speed(-1)
+
+    def faster(self) -> None:
+        self.player.change_speed(1)
+
+    # -- trim ----------------------------------------------------------------------------------
+    def set_in(self) -> None:
+        self.player.set_in()
+
+    def set_out(self) -> None:
+        self.player.set_out()
+
+    def _edit(self, what: str, fn: Callable[[Path], object]) -> bool:
+        """Run an edit of the open episode's file: close it, edit, update its row, open it again."""
+        ep = self.loaded
+        if ep is None:
+            return False
+        self._release_file()
+        try:
+            fn(ep.path)
+        except (EpisodeError, ValueError, OSError) as exc:
+            self.show_message(f"Could not {what} {ep.path.name}: {exc}", "error")
+            self._reopen()
+            return False
+        self.table.source_model.put(summarize(ep.path))
+        self.table.select_path(ep.path, notify=False)
+        self._reopen()
+        return True
+
+    def apply_trim(self) -> None:
+        trim = self.player.trim
+        if trim is None:
+            return
+        if self._edit("trim", trim.apply):
+            start, end = trim.saved
+            self.show_message(f"{self.loaded.path.name}: keeps {start:.2f}–{end:.2f} s ({end - start:.2f} s) — "
+                              "the trimmed-out parts stay in the file (Clear trim brings them back)", "ok")
+
+    def clear_trim(self) -> None:
+        trim = self.player.trim
+        if trim is not None and self._edit("clear the trim of", trim.clear):
+            self.show_message(f"{self.loaded.path.name}: the whole recording is kept again", "ok")
+
+    # -- label ---------------------------------------------------------------------------------
+    def save_label(self) -> None:
+        value = self.success_box.currentData()
+        task = self.task_edit.text().strip()
+        if self._edit("relabel", lambda path: set_success(path, value, task)):
+            self.show_message(f"{self.loaded.path.name}: {SUCCESS_LABELS[value]}, task “{task}”", "ok")
+
+    # -- delete / undo -------------------------------------------------------------------------
+    def delete_episode(self) -> None:
+        path = self.table.current_path()
+        if path is None:
+            return
+        recorder = self.console.recorder
+        if self.console.recording and recorder.path is not None and Path(recorder.path) == path:
+            self.show_message(f"{path.name} is being recorded: keep or discard it in the Live tab first", "error")
+            return
+        proxy_row = self.table.currentIndex().row()
+        if self.loaded is not None and self.loaded.path == path:
+            self._release_file()
+        try:
+            trashed = self.trash.delete(path)
+        except OSError as exc:
+            self.show_message(f"Could not delete {path.name}: {exc}", "error")
+            if self.loaded is not None and self.loaded.path == path:
+                self._reopen()
+            return
+        self.loaded = None
+        self.player.load(None)
+        self.table.source_model.remove(path)
+        self._update_count()
+        self.show_message(f"{path.name} moved to {trashed.parent} — Undo delete (Ctrl+Z) brings it back", "ok")
+        next_path = self.table.path_at(min(proxy_row, self.table.proxy.rowCount() - 1))
+        if next_path is None or not self.table.select_path(next_path):
+            self.load_episode(None)
+        self._update_actions()
+
+    def undo_delete(self) -> None:
+        if not len(self.trash):
+            self.show_message("Nothing to undo: no episode was deleted here", "warn")
+            return
+        try:
+            path = self.trash.undo()
+        except OSError as exc:
+            self.show_message(f"Could not restore {self.trash.last.name}: {exc}", "error")
+            return
+        self.table.source_model.put(summarize(path))
+        self._update_count()
+        self.table.select_path(path)
+        self.show_message(f"{path.name} restored", "ok")
+        self._update_actions()
+
+    # -- export --------------------------------------------------------------------------------
+    def ask_export_dir(self, kind: str) -> Path | None:
+        """The folder dialog; an empty folder is used as it is, another one gets a new sub-folder."""
+        title, _ = EXPORTERS[kind]
+        start = str(self.console.dataset_dir.parent)
+        chosen = QtWidgets.QFileDialog.getExistingDirectory(self, f"Export {title} into folder…", start)
+        if not chosen:
+            return None
+        out = Path(chosen)
+        if out.exists() and any(out.iterdir()):
+            out = out / f"{self.console.dataset_dir.name}_{kind}"
+        return out
+
+    def export(self, kind: str, out_dir: Path | None = None) -> bool:
+        """Export every readable listed episode (successes only unless "include failures") in a worker."""
+        if self._exporting:
+            return False
+        out_dir = out_dir or self.ask_export_dir(kind)
+        if out_dir is None:
+            return False
+        title, fn = EXPORTERS[kind]
+        paths = [s.path for s in self.table.source_model.summaries() if not s.damaged]
+        if not paths:
+            self.show_message("Nothing to export: the folder has no readable episodes", "warn")
+            return False
+        self._exporting = True
+        self.progress.setRange(0, len(paths))
+        self.progress.setValue(0)
+        self.progress.setFormat(f"{title}: %v/%m")
+        self.progress.show()
+        self._update_actions()
+        self.show_message(f"Exporting {len(paths)} episode(s) as {title} to {out_dir}…")
+        task = Task(fn, paths, out_dir, include_failures=self.include_failures.isChecked())
+        task.signals.progress.connect(self._export_progress)
+        task.signals.done.connect(self._exported)
+        task.signals.failed.connect(self._export_failed)
+        self.runner.start(task)
+        return True
+
+    @property
+    def exporting(self) -> bool:
+        return self._exporting
+
+    def _export_progress(self, done: int, total: int, message: str) -> None:
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+        self.progress.setToolTip(message)
+
+    def _exported(self, report: ExportReport) -> None:
+        self._exporting = False
+        self.last_export = report
+        self.progress.hide()
+        lines = report.text().splitlines()
+        level = "ok" if report.exported else "warn"
+        self.show_message("<br>".join(lines[:6]) + ("<br>…" if len(lines) > 6 else ""), level)
+        self._update_actions()
+        self.export_done.emit(report)
+
+    def _export_failed(self, reason: str) -> None:
+        self._exporting = False
+        self.progress.hide()
+        self.show_message(f"Export failed: {reason}", "error")
+        self._update_actions()
+        self.export_done.emit(None)
+
+    # -- replay --------------------------------------------------------------------------------
+    def toggle_replay(self) -> None:
+        if self.replayer.active:
+            self.replayer.stop()
+            return
+        if self.loaded is None:
+            self.show_message("Select an episode to replay", "warn")
+            return
+        try:
+            self.replayer.start(self.loaded.path)
+        except ReplayError as exc:
+            self.show_message(f"Cannot replay: {exc}", "error")
+
+    def _on_replay_event(self, event: str) -> None:
+        name = self.replayer.path.name if self.replayer.path else "the episode"
+        if event == "started":
+            self.replay_timer.start()
+            self.show_message(f"Replaying {name} on the robot — STOP (Esc) holds it at once", "warn")
+        elif event == "finished":
+            self.show_message(f"Replay of {name} finished; the robot holds its last pose", "ok")
+        elif event == "stopped":
+            self.show_message(f"Replay of {name} stopped ({self.replayer.last_reason})", "warn")
+        self._update_replay()
+
+    def _update_replay(self) -> None:
+        if self.replayer.active:
+            done, total = self.replayer.progress()
+            self.replay_button.setText("■ Stop replay")
+            self.replay_button.setStyleSheet("background:#ffb300; font-weight:bold")
+            self.replay_button.setEnabled(True)
+            self.replay_label.setText(f"<b>replaying {self.replayer.path.name}…</b> {done:.1f} / {total:.1f} s")
+        else:
+            self.replay_timer.stop()
+            self.replay_button.setText("▶ Replay on robot")
+            self.replay_button.setStyleSheet("")
+            self.replay_button.setEnabled(self.loaded is not None)
+            self.replay_label.setText("the robot is stopped: re-arm to replay" if self.console.stopped else "")
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def showEvent(self, event: QtGui.QShowEvent) -> None:  # noqa: N802 (Qt name)
+        super().showEvent(event)
+        if not self._sized:  # the table gets room for its columns, the player the rest
+            width = max(self.width(), 800)
+            self.splitter.setSizes([width * 19 // 50, width - width * 19 // 50])
+            self._sized = True
+
+    def hideEvent(self, event: QtGui.QHideEvent) -> None:  # noqa: N802 (Qt name)
+        self.player.pause()  # no playback behind the Live tab
+        super().hideEvent(event)
+
+    def shutdown(self) -> None:
+        """Call when the window closes: stops playback, a replay, the decoder and waits for workers."""
+        if self.replayer.active:
+            self.replayer.stop("the window closed")
+        self.replay_timer.stop()
+        self.player.shutdown()
+        self.runner.wait(30_000)
+        if self.loaded is not None:
+            self.loaded.close()
