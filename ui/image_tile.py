@@ -33,7 +33,8 @@ class ImageTile(QtWidgets.QWidget):
         box = self.view.addViewBox(lockAspect=True, enableMouse=False, invertY=True)
         box.setMenuEnabled(False)
         box.setDefaultPadding(0.0)
-        self.image = pg.ImageItem(axisOrder="row-major", levels=(0, 255))
+        # No levels here: pyqtgraph would apply them after the first setImage, overriding its levels (depth)
+        self.image = pg.ImageItem(axisOrder="row-major")
         box.addItem(self.image)
         self.box = box
         self.view.setMinimumSize(160, 120)
