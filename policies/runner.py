@@ -30,7 +30,7 @@ import numpy as np
 from drivers.types import Command, EEDeltaCommand, JointCommand, RobotState
 from policies.base import ActionChunk, ActionKind, Policy, PolicyError
 from policies.observation import ActionSpec, Capture, ObservationSource
-from policies.strategies import Plan, Strategy
+from policies.strategies import OpenLoop, Plan, Strategy
 
 if TYPE_CHECKING:
     from teleop_app.rig import Rig
@@ -63,6 +63,10 @@ class PolicyRunner:
         if policy.info.action_dim != spec.dim or policy.info.action_kind is not spec.kind:
             raise ValueError(f"the policy answers {policy.info.action_dim}-dim {policy.info.action_kind.value} "
                              f"actions, the spec expects {spec.dim}-dim {spec.kind.value}")
+        if policy.info.chunk_length == 1 and not isinstance(strategy, OpenLoop):
+            raise ValueError(f"{policy.info.name or 'this policy'} answers one action at a time: use the open-loop "
+                             f"strategy ({strategy.name} only uses actions for ticks that have not passed, and a "
+                             "single action's tick has always passed when it arrives)")
         self.policy = policy
         self.strategy = strategy
         self.spec = spec

@@ -7,8 +7,8 @@ import time
 
 import numpy as np
 
-from drivers.base import InputDevice
-from drivers.types import InputState
+from drivers.base import Camera, InputDevice
+from drivers.types import Frame, InputState
 from policies.base import ActionKind, Policy, PolicyInfo
 
 
@@ -77,3 +77,24 @@ class Hand(InputDevice):
 def add_input(rig, device: InputDevice) -> None:
     rig.inputs[device.name] = device
     rig.loop.inputs[device.name] = device
+
+
+class StillCamera(Camera):
+    """A camera that has published one frame and never changes (no thread, nothing to render)."""
+
+    def __init__(self, name: str, image: np.ndarray) -> None:
+        super().__init__(name, image.shape[1], image.shape[0], 30.0)
+        self._publish(Frame(name, image, t_capture=time.monotonic(), t_host=time.monotonic(), seq=0))
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+def load_hold(path, **options) -> HoldPolicy:
+    """A checkpoint loader for the loader-registry tests."""
+    policy = HoldPolicy(**options)
+    policy.path = path
+    return policy

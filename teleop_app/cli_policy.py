@@ -1,0 +1,199 @@
+"""``teleop-app run-policy``: roll a policy out headless and record every rollout as an episode.
+
+Each episode: reset the scene, hand the robot to the policy, record until the
+sim reports success (plus ``--after-success``) or ``--seconds`` pass, label it
+with the sim's success detector. A kill (policy error, timeout, out-of-spec
+output, watchdog) ends the run at once: the episode is kept, labelled a
+failure with the reason in its notes, and the command exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from teleop_app.progress import Progress
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    from policies.strategies import BLENDS, STRATEGIES
+
+    p = sub.add_parser("run-policy", help="roll out a policy headless and record each rollout")
+    p.add_argument("--policy", required=True,
+                   help="ws://HOST:PORT (openpi server), http://HOST:PORT/act (OpenVLA server) or a checkpoint file")
+    p.add_argument("--headless", action="store_true", help="no window (required until the GUI lands)")
+    p.add_argument("--episodes", type=int, default=1)
+    p.add_argument("--seconds", type=float, default=30.0, help="longest rollout")
+    p.add_argument("--task", required=True, help="the instruction given to the policy and stored with every episode")
+    p.add_argument("--out", type=Path, required=True, help="dataset folder (created if missing)")
+    p.add_argument("--strategy", choices=STRATEGIES, default="async", help="how chunks become per-tick actions")
+    p.add_argument("--replan-every", type=int, default=None, help="open-loop: actions run per chunk (default: all)")
+    p.add_argument("--threshold", type=int, default=None,
+                   help="async: ask for the next chunk below this many planned actions (default: half a chunk)")
+    p.add_argument("--blend", choices=BLENDS, default="latest", help="async: how overlapping chunks combine")
+    p.add_argument("--ensemble-k", type=float, default=0.01, help="ensemble: weight decay exp(-k*i), i=0 oldest")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds an answer may take before the robot stops")
+    p.add_argument("--image-size", type=int, default=224, help="square size images are padded and resized to")
+    p.add_argument("--action-kind", choices=("joint", "ee_delta"), default=None,
+                   help="server policies: what the actions are (openpi default joint, OpenVLA ee_delta)")
+    p.add_argument("--chunk-length", type=int, default=None, help="server policies: actions per answer, if known")
+    p.add_argument("--obs-map", action="append", default=None, metavar="KEY=STREAM",
+                   help="openpi: send rig stream STREAM (state, joints, gripper, ee_pos, task, image:CAM, "
+                        "image_chw:CAM) as observation key KEY; repeat for each key")
+    p.add_argument("--unnorm-key", default=None, help="OpenVLA: dataset statistics to un-normalize with")
+    p.add_argument("--camera", default=None, help="OpenVLA: the camera whose image is sent (default: the first)")
+    p.add_argument("--operator", default="")
+    p.add_argument("--rig", default=None)
+    p.add_argument("--seed", type=int, default=None, help="seed of the first scene reset; +1 per episode")
+    p.add_argument("--no-cameras", action="store_true")
+    p.add_argument("--after-success", type=float, default=1.0,
+                   help="keep recording this long after the sim reports success (s)")
+    p.add_argument("--stats-json", type=Path, default=None, help="write loop and policy statistics here")
+
+
+def run(args: argparse.Namespace) -> int:
+    from drivers.base import DeviceError
+    from drivers.registry import ConfigError
+    from policies.base import PolicyError
+    from recordings.reader import EpisodeError
+    from recordings.recorder import RecordingError
+
+    try:
+        return _run_policy(args)
+    except (ValueError, OSError, ConfigError, DeviceError, PolicyError, EpisodeError, RecordingError) as exc:
+        print(f"teleop-app: {exc}", file=sys.stderr)
+        return 2
+
+
+def _server_options(args: argparse.Namespace, rig: Any) -> dict[str, Any]:
+    """Options for :func:`policies.loading.load_policy` from the command line (servers only)."""
+    from policies.base import ActionKind
+
+    spec = args.policy
+    cameras = list(rig.cameras)
+    options: dict[str, Any] = {"timeout_s": args.timeout}
+    if args.action_kind is not None:
+        options["action_kind"] = ActionKind(args.action_kind)
+    if spec.startswith(("ws://", "wss://")):
+        from policies.openpi_client import DEFAULT_MAPPING, mapped_streams
+
+        options["chunk_length"] = args.chunk_length
+        if options.get("action_kind", ActionKind.JOINT) is ActionKind.JOINT:
+            options["action_dim"] = rig.robot.n_joints
+        mapping = DEFAULT_MAPPING if args.obs_map is None else dict(_key_stream(item) for item in args.obs_map)
+        missing = sorted({s.partition(":")[2] for s in mapped_streams(mapping) if s.startswith("image")} - set(cameras))
+        if missing:
+            raise ValueError(f"the observation map uses camera(s) {', '.join(missing)} but the rig has "
+                             f"{', '.join(cameras) or 'none'}: pass --obs-map KEY=STREAM for what the server needs")
+        options["mapping"] = mapping
+    elif spec.startswith(("http://", "https://")):
+        camera = args.camera or (cameras[0] if cameras else None)
+        if camera is None or camera not in cameras:
+            raise ValueError(f"OpenVLA needs a camera image; the rig has {', '.join(cameras) or 'no camera'}")
+        options.update(camera=camera, unnorm_key=args.unnorm_key)
+        if options.get("action_kind") is ActionKind.JOINT:
+            options["action_dim"] = rig.robot.n_joints
+    else:
+        return {}
+    return options
+
+
+def _key_stream(item: str) -> tuple[str, str]:
+    key, sep, stream = item.partition("=")
+    if not sep or not key or not stream:
+        raise ValueError(f"--obs-map takes KEY=STREAM, not {item!r}")
+    return key, stream
+
+
+def _run_policy(args: argparse.Namespace) -> int:
+    from policies.loading import load_policy
+    from policies.runner import PolicyRunner
+    from policies.strategies import make_strategy
+    from recordings import edit
+    from recordings.recorder import Recorder
+    from teleop_app.config import load_rig
+    from teleop_app.rig import build_rig
+
+    if not args.headless:
+        raise ValueError("the desktop window is not built yet: add --headless")
+    if args.episodes < 1 or args.seconds <= 0 or args.timeout <= 0:
+        raise ValueError("--episodes must be ≥ 1, --seconds and --timeout > 0")
+    config = load_rig(args.rig)
+    if args.no_cameras:
+        config = config.without_cameras()
+    rig = build_rig(config)
+    policy = load_policy(args.policy, **_server_options(args, rig))
+    try:
+        strategy = make_strategy(args.strategy, policy.info.chunk_length, replan_every=args.replan_every,
+                                 k=args.ensemble_k, threshold=args.threshold, blend=args.blend)
+        runner = PolicyRunner.for_rig(rig, policy, strategy, args.task, timeout_s=args.timeout,
+                                      image_size=(args.image_size, args.image_size))
+        args.out.mkdir(parents=True, exist_ok=True)
+        rig.start()
+        try:
+            results, stopped = _rollouts(args, rig, runner, Recorder.for_rig(rig, args.out), edit)
+        finally:
+            rig.close()
+    finally:
+        policy.close()
+
+    for path, success, seconds in results:
+        print(f"{path}  {'success' if success else 'failure'}  {seconds:.1f} s")
+    stats = rig.loop.stats()
+    pol = stats["policy"]
+    lat = pol["runner"]["latency_ms"] if pol["runner"] else {}
+    print(f"{sum(1 for _, s, _ in results if s)}/{len(results)} successful rollouts in {args.out}; "
+          f"{pol['starved_ticks']} of {pol['ticks']} policy ticks starved (longest {pol['longest_stall_ticks']}), "
+          f"answer latency p50 {lat.get('p50') or 0:.0f} ms / max {lat.get('max') or 0:.0f} ms", file=sys.stderr)
+    if args.stats_json:
+        args.stats_json.write_text(json.dumps(stats, indent=2))
+    if stopped is not None:
+        print(f"error: stopped by the kill switch ({stopped}); the last episode is labelled a failure with that "
+              "note", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _rollouts(args: argparse.Namespace, rig: Any, runner: Any, recorder: Any,
+              edit: Any) -> tuple[list[tuple[Path, bool, float]], str | None]:
+    from teleop_app.session import Mode
+
+    results: list[tuple[Path, bool, float]] = []
+    stopped = None
+    notes = f"policy {args.policy}, strategy {args.strategy}"
+    progress = Progress("run-policy")
+    try:
+        for i in range(args.episodes):
+            progress(i, args.episodes, f"rollout {i + 1}")
+            seed = None if args.seed is None else args.seed + i
+            rig.loop.reset_scene(seed).result(timeout=5)
+            runner.reset()
+            rig.loop.start_policy(runner)
+            rig.session.start_recording(reason="run-policy")
+            path = recorder.start_episode(args.task, operator=args.operator, notes=notes)
+            t0 = time.monotonic()
+            t_success = None
+            while time.monotonic() - t0 < args.seconds and not rig.kill.latched:
+                if t_success is None and rig.robot.success():
+                    t_success = time.monotonic()
+                if t_success is not None and time.monotonic() - t_success >= args.after_success:
+                    break
+                time.sleep(0.02)
+            killed = rig.kill.reason if rig.kill.latched else None
+            success = bool(rig.robot.success()) and killed is None
+            recorder.stop_episode(success=success)
+            rig.session.stop_recording(reason="run-policy")
+            rig.loop.stop_policy(Mode.IDLE)
+            results.append((path, success, time.monotonic() - t0))
+            if killed is not None:  # the kill switch always wins: no re-arming behind the user's back
+                edit.label(path, notes=f"{notes}; stopped by the kill switch: {killed}")
+                stopped = killed
+                break
+        progress(args.episodes, args.episodes, "done")
+    finally:
+        progress.close()
+    return results, stopped
