@@ -237,9 +237,6 @@ class _Unit:
                 self._stop.clear()
                 self._thread = threading.Thread(target=self._run, name=f"realsense-{self.serial}", daemon=True)
                 self._thread.start()
-            elif camera.kind not in self._streams:
-                raise DeviceError(f"RealSense {self.serial}: the pipeline runs without {camera.kind}; "
-                                  "stop its other cameras and start them together")
             camera._begin()
 
     def stop(self, camera: RealSenseCamera) -> None:
@@ -258,8 +255,6 @@ class _Unit:
     def _plan(self) -> dict[str, Any]:
         """The pipeline's streams and settings from the cameras' configs, checked for agreement."""
         configs = {c.kind: c.config for c in self._cameras}
-        if not configs:
-            raise DeviceError(f"RealSense {self.serial}: no camera to start")
         fps = {c.fps for c in configs.values()}
         align = {c.align_depth for c in configs.values()}
         names = ", ".join(c.name for c in configs.values())
