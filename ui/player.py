@@ -211,6 +211,9 @@ class Player(QtWidgets.QWidget):
             info = loaded.camera_info[cam]
             tile = ImageTile(f"{cam}  ({info['width']}×{info['height']}, {info['kind']})")
             tile.set_caption("no frame yet")
+            n = len(loaded.frame_times[cam])
+            widest = f"frame {n}/{n} · {max(loaded.full_duration, 1.0) * 10:.3f} s"
+            tile.caption.setMinimumWidth(tile.caption.fontMetrics().horizontalAdvance(widest) + 8)  # no jitter
             self.tiles[cam] = tile
             self.camera_row.addWidget(tile, 1)
         self.no_cameras.setVisible(not loaded.cameras)

@@ -372,7 +372,10 @@ class ReviewTab(QtWidgets.QWidget):
         if trim is None:
             self.trim_label.setText("")
             return
-        text = f"kept {trim.start:.2f}–{trim.end:.2f} s: {trim.end - trim.start:.2f} of {trim.full:.2f} s"
+        if trim.whole:
+            text = f"the whole recording is kept ({trim.full:.2f} s)"
+        else:
+            text = f"kept {trim.start:.2f}–{trim.end:.2f} s: {trim.end - trim.start:.2f} of {trim.full:.2f} s"
         if trim.dirty:
             text += " <b style='color:#b26a00'>· not applied</b>"
         self.trim_label.setText(text)
