@@ -362,7 +362,7 @@ class ControlLoop:
                 t1 = time.monotonic()
                 command, starved = self._policy_command(inp, t0)
                 target, raw, kind = self._joint_targets(command)
-            elif mode in (Mode.TELEOP, Mode.INTERVENTION) and self.active_input is not None:
+            elif mode in (Mode.TELEOP, Mode.INTERVENTION, Mode.REPLAY) and self.active_input is not None:
                 inp = self.inputs[self.active_input].read()
                 self.last_input = inp
                 t1 = time.monotonic()
