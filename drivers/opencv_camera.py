@@ -172,8 +172,9 @@ class OpenCVCamera(Camera):
                                 (cv2.CAP_PROP_FPS, c.fps)):
                 if value is not None:
                     cap.set(prop, value)
-        native = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        self.fps = c.fps or native or 30.0
+        reported = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)  # a file's rate; what a camera agreed to
+        self.fps = (c.fps or reported) if c.is_file else (reported or c.fps)
+        self.fps = self.fps or 30.0  # neither knows: the recorder only sizes its queue with it
         return cap
 
     def _run(self, player: _Player) -> None:
