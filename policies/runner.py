@@ -78,8 +78,11 @@ class PolicyRunner:
         self._thread: threading.Thread | None = None
         self._state = "idle"
         self._generation = 0  # bumped by drop(): answers to older requests are discarded
-        self._request: tuple[Capture, int, float] | None = None  # (capture, generation, t_submit) for the worker
-        self._in_flight: tuple[int, float, bool] | None = None  # (tick, t_submit, timed out)
+        self._infer_lock = threading.Lock()  # one inference at a time, even when a stuck worker is replaced
+        self._next_id = 0
+        # (id, capture, generation, t_submit): a request the worker has not taken yet
+        self._request: tuple[int, Capture, int, float] | None = None
+        self._in_flight: tuple[int, float, bool] | None = None  # (id, t_submit, timed out): requested, not answered
         self._ready: tuple[ActionChunk, float, float] | None = None  # a checked answer, t_submit, t_ready
         self._reset_policy = False
         self._tick = 0
@@ -112,21 +115,22 @@ class PolicyRunner:
         if self._thread is not None:
             raise RuntimeError("the policy runner is already running")
         self._kill = kill
+        thread = threading.Thread(target=self._work, name="policy-worker", daemon=True)
         with self._lock:
             self._state = "running"
-        self._thread = threading.Thread(target=self._work, name="policy-worker", daemon=True)
-        self._thread.start()
+            self._thread = thread
+        thread.start()
 
     def stop(self) -> None:
-        """Stop the worker; an inference still running is left to finish on its own and discarded."""
+        """Stop the worker. An inference still running finishes on its own thread and is discarded;
+        a later :meth:`start` waits for it before the policy is called again."""
         with self._lock:
             self._state = "stopped"
-            self._generation += 1
-            self._request = None
+            self._drop_locked()
+            thread, self._thread = self._thread, None
             self._wake.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout=0.5)
-            self._thread = None
+        if thread is not None:
+            thread.join(timeout=0.5)
 
     @property
     def state(self) -> str:
@@ -159,8 +163,9 @@ class PolicyRunner:
                 reason = self.error = f"policy: no answer within {self.timeout_s:.2f} s"
             elif flight is None and self._request is None and self.strategy.wants_inference(tick):
                 t_submit = time.monotonic()
-                self._request = (self.observations.capture(tick, t, state), self._generation, t_submit)
-                self._in_flight = (tick, t_submit, False)
+                self._next_id += 1
+                self._request = (self._next_id, self.observations.capture(tick, t, state), self._generation, t_submit)
+                self._in_flight = (self._next_id, t_submit, False)
                 self.requests += 1
                 self._wake.notify()
             action = None if reason else self.strategy.action_for(tick)
@@ -205,33 +210,38 @@ class PolicyRunner:
     def _drop_locked(self) -> None:
         self.strategy.reset()
         self._generation += 1
-        self._request = None
+        if self._request is not None:  # never started: nothing is in flight any more
+            self._request = None
+            self._in_flight = None
         self._ready = None
 
     # -- worker -----------------------------------------------------------------------------------
     def _work(self) -> None:
+        me = threading.current_thread()
         while True:
             with self._lock:
-                while self._request is None and self._state != "stopped":
+                while self._request is None and self._thread is me:
                     self._wake.wait()
-                if self._state == "stopped":
+                if self._thread is not me:  # stopped, or replaced after a stop while this one was stuck
                     return
-                (capture, generation, t_submit), self._request = self._request, None
+                (req_id, capture, generation, t_submit), self._request = self._request, None
                 reset, self._reset_policy = self._reset_policy, False
             chunk, problem = None, None
-            try:
-                if reset:
-                    self.policy.reset()
-                chunk, problem = self._check(self.policy.infer(self.observations.build(capture)), capture.tick)
-            except PolicyError as exc:
-                problem = str(exc)
-            except Exception as exc:  # any failure of the model or its code stops the robot
-                lines = str(exc).strip().splitlines()
-                problem = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+            with self._infer_lock:
+                try:
+                    if reset:
+                        self.policy.reset()
+                    chunk, problem = self._check(self.policy.infer(self.observations.build(capture)), capture.tick)
+                except PolicyError as exc:
+                    problem = str(exc)
+                except Exception as exc:  # any failure of the model or its code stops the robot
+                    lines = str(exc).strip().splitlines()
+                    problem = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
             t_ready = time.monotonic()
             reason = None
             with self._lock:
-                self._in_flight = None
+                if self._in_flight is not None and self._in_flight[0] == req_id:
+                    self._in_flight = None
                 if generation != self._generation:
                     self.discarded += 1
                 elif problem is not None:

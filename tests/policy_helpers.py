@@ -28,6 +28,8 @@ class HoldPolicy(Policy):
         self.bad = dict(bad or {})
         self.calls = 0
         self.resets = 0
+        self.active = 0  # calls running now; max_active > 1 would mean concurrent calls
+        self.max_active = 0
         self.observations = []
         self.lock = threading.Lock()
 
@@ -39,7 +41,15 @@ class HoldPolicy(Policy):
             self.calls += 1
             n = self.calls
             self.observations.append(observation)
-        what = self.bad.get(n)
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+        try:
+            return self._answer(observation, self.bad.get(n))
+        finally:
+            with self.lock:
+                self.active -= 1
+
+    def _answer(self, observation, what):
         if isinstance(what, tuple) and what[0] == "sleep":
             time.sleep(what[1])
         elif self.latency:

@@ -133,6 +133,20 @@ def test_kill_drops_queued_actions_and_new_chunks_follow_the_rearm(sim_rig):
     assert runner.view().plan.current.tick >= kill_tick
 
 
+def test_restart_while_an_inference_hangs_never_calls_the_policy_twice_at_once(sim_rig):
+    sim_rig.start()
+    policy = HoldPolicy(chunk=10, latency=0.01, bad={2: ("sleep", 0.8)})
+    runner = runner_for(sim_rig, policy, "open-loop", timeout_s=5.0)
+    sim_rig.loop.start_policy(runner)
+    assert wait_for(lambda: policy.calls == 2, timeout=3)
+    sim_rig.loop.stop_policy()
+    sim_rig.loop.start_policy(runner)  # the old worker is still inside predict()
+    assert wait_for(lambda: policy.calls >= 5, timeout=5)
+    sim_rig.loop.stop_policy()
+    assert policy.max_active == 1 and not sim_rig.kill.latched
+    assert runner.stats()["discarded_answers"] >= 1 and runner.stats()["chunks"] >= 2
+
+
 def test_view_shows_plan_history_and_what_was_sent(sim_rig):
     sim_rig.start()
     sub = sim_rig.loop.subscribe("view")
