@@ -63,10 +63,6 @@ class ActionChunk:
     t_done: float
     timing: Mapping[str, float] = field(default_factory=dict)
 
-    @property
-    def latency(self) -> float:
-        return self.t_done - self.t_request
-
     def __len__(self) -> int:
         return int(self.actions.shape[0]) if self.actions.ndim else 0
 

@@ -186,7 +186,7 @@ class PolicyRunner:
 
     def note_sent(self, tick: int, q: np.ndarray) -> None:
         """The joint targets that went to the robot on a policy tick (after the safety filter)."""
-        self._last_sent = (tick, q)
+        self._last_sent = (tick, q.copy())
 
     def drop(self) -> None:
         """Forget every planned action and ignore answers already requested (kill, scene reset)."""
