@@ -19,6 +19,7 @@ from drivers.base import DeviceError
 from recordings import edit
 from recordings.library import episode_files
 from recordings.recorder import Recorder, RecordingError
+from teleop_app.replay import Replayer
 from teleop_app.rig import Rig
 from teleop_app.session import InvalidTransition, Mode
 
@@ -56,6 +57,8 @@ class Console:
         self.task = task
         self.operator = operator
         self.recorder = Recorder.for_rig(rig, dataset_dir)
+        self.replayer = Replayer(rig)  # replay on the robot, started from the review tab
+        self.replayer.add_listener(lambda event: self._emit("mode"))
         self.last_result: EpisodeResult | None = None
         self.message = ""  # the latest thing the operator should read (status line)
         self._listeners: list[Callable[[str], None]] = []
@@ -221,7 +224,9 @@ class Console:
         self._say("re-armed: the robot follows the active input again")
 
     def close(self) -> None:
-        """Keep a running episode as unlabelled rather than lose it, then stop the rig."""
+        """Stop a replay, keep a running episode as unlabelled rather than lose it, then stop the rig."""
+        if self.replayer.active:
+            self.replayer.stop()
         if self.recording:
             try:
                 self.rig.session.stop_recording(reason="closing")

@@ -31,7 +31,7 @@ class SignedBars(QtWidgets.QWidget):
     def paintEvent(self, event: QtGui.QPaintEvent) -> None:  # noqa: N802 (Qt name)
         p = QtGui.QPainter(self)
         fg = self.palette().color(QtGui.QPalette.ColorRole.WindowText)
-        label_w, value_w, h = 58, 70, 14
+        label_w, value_w, h = 58, 84, 14
         track_w = max(20, self.width() - label_w - value_w)
         for i, (label, frac, text) in enumerate(self.rows):
             y = i * 16

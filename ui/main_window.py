@@ -307,6 +307,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.timer.stop()
         self.status_timer.stop()
         self._release_keys()
+        self.review.shutdown()
         self.save_settings()
         QtWidgets.QApplication.instance().removeEventFilter(self)
         super().closeEvent(event)

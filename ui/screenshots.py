@@ -1,11 +1,9 @@
-"""Screenshots of the Review tab for the docs, made with real sim episodes.
+"""The README's screenshots of the window, made with real sim episodes: ``python -m ui.screenshots docs``.
 
-``record_sim_dataset`` records a few scripted-expert episodes on the simulated
-SO-101 with both cameras; ``review_screenshot`` opens the Review tab on a
-dataset folder, loads its first readable episode with the cursor mid-way and
-the trim handles pulled in (not applied: the dataset is not modified), and
-saves the tab as a PNG. Needs a Qt platform: set ``QT_QPA_PLATFORM=offscreen``
-on a machine without a display.
+``record_sim_dataset`` records scripted-expert episodes on the simulated SO-101
+with both cameras; ``window_screenshots`` opens the window on that dataset,
+grabs the Live tab while recording and the Review tab with trim handles. Needs
+a Qt platform: set ``QT_QPA_PLATFORM=offscreen`` on a machine without a display.
 """
 
 from __future__ import annotations
@@ -56,43 +54,69 @@ def _wait(app: QtWidgets.QApplication, done: Callable[[], bool], timeout: float 
         time.sleep(0.01)
 
 
-def review_screenshot(out_png: str | Path, dataset_dir: str | Path, size: tuple[int, int] = (1440, 860)) -> Path:
-    """Save a PNG (at most 300 KB) of the Review tab showing the first readable episode of ``dataset_dir``."""
-    from ui.bridge import ConsoleBridge
-    from ui.review_tab import ReviewTab
+def window_screenshots(out_dir: str | Path, dataset_dir: str | Path, size: tuple[int, int] = (1440, 900)) -> list[Path]:
+    """The whole window twice, as a new user sees it: ``live-recording.png`` (Live tab, the scripted
+    expert driving, an episode being recorded) and ``review-tab.png`` (that dataset's first episode in
+    the Review tab, cursor mid-way, trim handles pulled in but not applied). Each PNG ≤ 300 KB."""
+    import tempfile
+
+    from ui.app import open_console
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
-    rig = build_rig(load_rig().without_cameras(), active_input="scripted")  # never started: the robot stays put
-    console = Console(rig, dataset_dir)
-    tab = ReviewTab(ConsoleBridge(console))
-    try:
-        tab.resize(*size)
-        tab.show()
-        _wait(app, lambda: not tab.listing)
-        first = next((s.path for s in tab.table.source_model.summaries() if not s.damaged), None)
-        if first is None:
-            raise RuntimeError(f"{dataset_dir} holds no readable episode to show")
-        tab.table.select_path(first)
-        _wait(app, lambda: tab.loaded is not None)
-        player = tab.player
-        full = tab.loaded.full_duration
-        if player.trim is not None and player.trim.whole:
-            player.set_trim(0.12 * full, 0.88 * full)  # show the handles and the shaded parts
-        player.seek(0.45 * full)
-        _wait(app, lambda: player.shown_t == player.cursor)
-        for _ in range(5):  # let the layouts settle after the last captions
-            app.processEvents()
-            time.sleep(0.02)
-        image = tab.grab().toImage()
-        out_png = Path(out_png)
-        out_png.parent.mkdir(parents=True, exist_ok=True)
-        _save_small_png(image, out_png)
-    finally:
-        tab.shutdown()
-        tab.close()
-        tab.deleteLater()
-        console.close()
-    return out_png
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = QtCore.QSettings(str(Path(tmp) / "settings.ini"), QtCore.QSettings.Format.IniFormat)
+        console, window = open_console(None, str(dataset_dir), operator="screenshots", settings=settings)
+        try:
+            window.resize(*size)
+            window.show()
+            console.set_task("pick up the cube")
+            console.set_active_input("scripted")
+            console.reset_scene(seed=4)
+            _wait(app, lambda: all(t.frames_shown > 3 for t in window.live.tiles.values()))
+            console.start_episode()
+            _wait(app, lambda: console.elapsed_s > 3.5)
+            live = out_dir / "live-recording.png"
+            _save_small_png(window.grab().toImage(), live)
+            console.keep(True)
+
+            window.tabs.setCurrentWidget(window.review)
+            tab = window.review
+            tab.refresh()
+            _wait(app, lambda: not tab.listing)
+            first = next((s.path for s in tab.table.source_model.summaries() if not s.damaged), None)
+            if first is None:
+                raise RuntimeError(f"{dataset_dir} holds no readable episode to show")
+            tab.table.select_path(first)
+            _wait(app, lambda: tab.loaded is not None)
+            player = tab.player
+            full = tab.loaded.full_duration
+            if player.trim is not None and player.trim.whole:
+                player.set_trim(0.12 * full, 0.88 * full)  # show the handles and the shaded parts
+            player.seek(0.45 * full)
+            _wait(app, lambda: player.shown_t == player.cursor)
+            for _ in range(5):  # let the layouts settle after the last captions
+                app.processEvents()
+                time.sleep(0.02)
+            review = out_dir / "review-tab.png"
+            _save_small_png(window.grab().toImage(), review)
+        finally:
+            window.close()
+            console.close()
+    return [live, review]
+
+
+def main() -> None:
+    """``python -m ui.screenshots OUT_DIR``: record a sim episode, then save both window screenshots."""
+    import sys
+    import tempfile
+
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else "docs")
+    with tempfile.TemporaryDirectory() as data:
+        record_sim_dataset(data, episodes=1)
+        for path in window_screenshots(out, data):
+            print(f"{path}  {path.stat().st_size // 1024} KB")
 
 
 def _save_small_png(image: QtGui.QImage, path: Path) -> None:
@@ -104,3 +128,7 @@ def _save_small_png(image: QtGui.QImage, path: Path) -> None:
     indexed.save(str(path), "PNG", 0)
     if path.stat().st_size > MAX_PNG_BYTES:
         raise RuntimeError(f"{path} is {path.stat().st_size // 1024} KB even with a palette; use a smaller size")
+
+
+if __name__ == "__main__":
+    main()
