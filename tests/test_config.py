@@ -50,3 +50,20 @@ def test_unknown_type_and_option_are_named():
         create("robot", "ur5", {})
     with pytest.raises(ConfigError, match="no option 'speed'.*linear_speed"):
         create("input", "keyboard", {"speed": 1})
+
+
+def test_every_builtin_rig_names_real_options_of_its_drivers():
+    """A typo in a shipped rig file (e.g. `device` for `index`) would only show on the user's machine."""
+    from drivers import registry
+    from teleop_app.config import BUILTIN_RIGS, load_rig
+
+    assert {"sim_so101", "so101_real", "sim_leader", "sim_spacemouse"} <= set(BUILTIN_RIGS)
+    for name in BUILTIN_RIGS:
+        config = load_rig(name)
+        specs = [config.robot, *config.cameras, *config.inputs]
+        for spec in specs:
+            cls = registry.resolve(spec.kind, spec.type)
+            options = dict(spec.options)
+            if spec.kind != "robot":
+                options.setdefault("name", spec.name)
+            registry.make_config(cls, spec.kind, spec.type, options)

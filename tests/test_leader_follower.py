@@ -207,7 +207,7 @@ def test_calibrate_errors_are_one_line(tmp_path, capsys):
 def test_rig_files_parse():
     real = load_rig(RIGS / "so101_real.toml")
     assert real.robot.type == "so101" and {"port", "calibration"} <= set(real.robot.options)
-    assert [(c.name, c.type, c.options["device"]) for c in real.cameras] == [("front", "opencv", 0), ("wrist", "opencv", 2)]
+    assert [(c.name, c.type, c.options["index"]) for c in real.cameras] == [("front", "opencv", 0), ("wrist", "opencv", 2)]
     assert [(i.name, i.type) for i in real.inputs] == [("leader", "leader_arm"), ("keyboard", "keyboard")]
     sim = load_rig(RIGS / "sim_leader.toml")
     assert sim.robot.type == "sim_so101"
