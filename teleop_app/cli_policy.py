@@ -25,7 +25,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run-policy", help="roll out a policy headless and record each rollout")
     p.add_argument("--policy", required=True,
                    help="ws://HOST:PORT (openpi server), http://HOST:PORT/act (OpenVLA server) or a checkpoint file")
-    p.add_argument("--headless", action="store_true", help="no window (required until the GUI lands)")
+    p.add_argument("--headless", action="store_true", help="no window (required: this command has none)")
     p.add_argument("--episodes", type=int, default=1)
     p.add_argument("--seconds", type=float, default=30.0, help="longest rollout")
     p.add_argument("--task", required=True, help="the instruction given to the policy and stored with every episode")
@@ -119,7 +119,7 @@ def _run_policy(args: argparse.Namespace) -> int:
     from teleop_app.rig import build_rig
 
     if not args.headless:
-        raise ValueError("the desktop window is not built yet: add --headless")
+        raise ValueError("run-policy has no window: add --headless (the desktop app is `teleop-app gui`)")
     if args.episodes < 1 or args.seconds <= 0 or args.timeout <= 0:
         raise ValueError("--episodes must be ≥ 1, --seconds and --timeout > 0")
     config = load_rig(args.rig)
