@@ -141,5 +141,9 @@ class InputDevice(abc.ABC):
     @abc.abstractmethod
     def read(self) -> InputState: ...
 
+    def presses(self, role: str) -> int:
+        """How many times the device's button for ``role`` (``"episode"``, ``"kill"``) was pressed; 0 if none."""
+        return 0
+
     def idle_state(self, connected: bool = True) -> InputState:
         return InputState(device=self.name, t_host=time.monotonic(), connected=connected)

@@ -47,7 +47,7 @@ def check_can_drive(rig: Rig, input_name: str | None) -> None:
 @dataclass(frozen=True)
 class EpisodeResult:
     path: Path | None  # None when discarded
-    outcome: str  # "success", "failure" or "discarded"
+    outcome: str  # "success", "failure", "unlabelled" or "discarded"
     duration_s: float
 
 
@@ -61,6 +61,7 @@ class Console:
         self.replayer.add_listener(lambda event: self._emit("mode"))
         self.last_result: EpisodeResult | None = None
         self.message = ""  # the latest thing the operator should read (status line)
+        self._seen_presses: dict[tuple[str, str], int] = {}
         self._listeners: list[Callable[[str], None]] = []
         rig.kill.add_listener(lambda latched, reason: self._emit("kill"))
 
@@ -167,8 +168,8 @@ class Console:
         self._emit("recording")
         return path
 
-    def keep(self, success: bool) -> EpisodeResult:
-        """Stop the episode and keep it, labelled a success or a failure."""
+    def keep(self, success: bool | None) -> EpisodeResult:
+        """Stop the episode and keep it, labelled a success or a failure (None: unlabelled, for review)."""
         if not self.recording:
             raise ConsoleError("no episode is being recorded")
         self.rig.session.stop_recording(reason="console")
@@ -180,7 +181,8 @@ class Console:
             raise ConsoleError(str(exc)) from exc
         if self.stopped:
             edit.label(path, notes=f"stopped by the kill switch: {self.rig.kill.reason}")
-        result = EpisodeResult(path, "success" if success else "failure", self.recorder.elapsed_s)
+        outcome = {True: "success", False: "failure", None: "unlabelled"}[success]
+        result = EpisodeResult(path, outcome, self.recorder.elapsed_s)
         return self._finished(result)
 
     def discard(self) -> EpisodeResult:
@@ -209,6 +211,33 @@ class Console:
         ok = bool(self.rig.loop.reset_scene(seed).result(timeout=5))
         self._say("scene reset" if ok else "this robot cannot reset its scene: set it up by hand")
         return ok
+
+    def poll_buttons(self) -> None:
+        """Act on device buttons pressed since the last call (the window calls this on its timer).
+
+        ``kill`` on any input is STOP. ``episode`` on the driving input starts an
+        episode, or ends it: kept as a success or failure where the robot can tell
+        (a sim), else kept unlabelled for the review tab.
+        """
+        for name, device in self.rig.inputs.items():
+            if self._new_presses(name, device, "kill"):
+                self.stop(f"kill button on {name}")
+        name = self.active_input
+        if name is None or not self._new_presses(name, self.rig.inputs[name], "episode"):
+            return
+        try:
+            if not self.recording:
+                self.start_episode()
+            else:
+                self.keep(self.rig.robot.success())
+        except ConsoleError as exc:
+            self._say(str(exc))
+
+    def _new_presses(self, name: str, device: object, role: str) -> bool:
+        count = device.presses(role)
+        seen = self._seen_presses.setdefault((name, role), count)
+        self._seen_presses[(name, role)] = count
+        return count > seen
 
     # -- safety ------------------------------------------------------------------------------
     def stop(self, reason: str = STOP_REASON) -> None:

@@ -126,6 +126,7 @@ class MainWindow(QtWidgets.QMainWindow):
     # -- periodic ----------------------------------------------------------------------------
     def refresh(self) -> None:
         self.repaints.tick()
+        self.console.poll_buttons()
         if self.tabs.currentWidget() is self.live:
             self.live.refresh()
         self.teleop_box.setChecked(self.console.mode in (Mode.TELEOP, Mode.INTERVENTION))
