@@ -125,8 +125,11 @@ class InputDevice(abc.ABC):
     on their own thread and keep only the newest report.
     """
 
+    read_has_side_effects = False  # True where read() advances state (a scripted expert): only the loop reads it
+
     def __init__(self, name: str) -> None:
         self.name = name
+        self.error: str | None = None  # why the device is not working, one line for the user
         self._lock = threading.Lock()
 
     def start(self) -> None:

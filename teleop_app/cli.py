@@ -35,10 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("devices", help="list attached cameras, SpaceMice and serial ports")
     p.add_argument("--json", action="store_true")
 
-    from teleop_app import cli_calibrate, cli_data
+    from teleop_app import cli_calibrate, cli_data, cli_policy
 
     cli_data.add_parsers(sub)
     cli_calibrate.add_parser(sub)
+    cli_policy.add_parsers(sub)
 
     args = parser.parse_args(argv)
     if args.command is None:
@@ -51,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         return _teleop(args)
     if args.command == "calibrate":
         return cli_calibrate.run(args)
+    if args.command == "run-policy":
+        return cli_policy.run(args)
     return cli_data.run(args)
 
 

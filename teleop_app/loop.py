@@ -335,7 +335,10 @@ class ControlLoop:
             if kill.wake.wait(remaining):
                 kill.wake.clear()
                 if kill.latched and kill.generation != self._acted_generation:
-                    self._act_on_kill()
+                    try:
+                        self._act_on_kill()
+                    except Exception as exc:  # the robot itself failed (unplugged): keep ticking, say why
+                        self.error = f"{type(exc).__name__}: {exc}"
 
     def _tick_once(self, t0: float) -> None:
         sec = self._sections

@@ -213,5 +213,9 @@ class Watchdog:
                 self._tripped_on = beat
                 self.trips += 1
                 self.last_trip_stall_ms = stall * 1e3
-                self.robot.hold(source="watchdog")
-                self.kill.trigger(f"watchdog: control loop stalled for {stall * 1e3:.0f} ms")
+                reason = f"watchdog: control loop stalled for {stall * 1e3:.0f} ms"
+                try:
+                    self.robot.hold(source="watchdog")
+                except Exception as exc:  # the watchdog must outlive a robot that fails too
+                    reason += f" (and the robot could not hold: {exc})"
+                self.kill.trigger(reason)

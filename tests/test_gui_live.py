@@ -104,15 +104,15 @@ def test_keys_record_keep_and_discard_episodes(qtbot, console_window, tmp_path):
     folder = tmp_path / "data"
 
     key(window, Key.Key_Return)  # start
-    qtbot.waitUntil(lambda: console.recording and console.recorder.elapsed_s > 0.5, timeout=5000)
+    qtbot.waitUntil(lambda: console.elapsed_s > 0.8 and console.recorder.counts.get("front", 0) >= 2, timeout=10000)
     window.grab().save(str(tmp_path / "recording.png"))
     key(window, Key.Key_G)  # keep: success
     assert not console.recording
     key(window, Key.Key_Return)
-    qtbot.waitUntil(lambda: console.recorder.elapsed_s > 0.3, timeout=5000)
+    qtbot.waitUntil(lambda: console.elapsed_s > 0.8 and console.recorder.counts.get("front", 0) >= 2, timeout=10000)
     key(window, Key.Key_B)  # keep: failure
     key(window, Key.Key_Return)
-    qtbot.waitUntil(lambda: console.recorder.elapsed_s > 0.3, timeout=5000)
+    qtbot.waitUntil(lambda: console.elapsed_s > 0.8 and console.recorder.counts.get("front", 0) >= 2, timeout=10000)
     key(window, Key.Key_Backspace)  # discard
     assert not console.recording
 

@@ -93,6 +93,7 @@ class InputPanel(QtWidgets.QGroupBox):
         row.addWidget(self.choice, 1)
         layout.addLayout(row)
         self.status = QtWidgets.QLabel()
+        self.status.setWordWrap(True)
         layout.addWidget(self.status)
         self.bars = SignedBars()
         layout.addWidget(self.bars)
@@ -100,13 +101,16 @@ class InputPanel(QtWidgets.QGroupBox):
         self.hint.setWordWrap(True)
         self.hint.setObjectName("hint")
         layout.addWidget(self.hint)
+        self.others = QtWidgets.QLabel()
+        self.others.setWordWrap(True)
+        layout.addWidget(self.others)
 
     def set_active(self, name: str | None) -> None:
         i = self.choice.findData(name)
         if i >= 0 and i != self.choice.currentIndex():
             self.choice.setCurrentIndex(i)
 
-    def show_state(self, state: InputState | None, driving: bool, hint: str = "") -> None:
+    def show_state(self, state: InputState | None, driving: bool, hint: str = "", error: str | None = None) -> None:
         if not driving:
             self.status.setText("not driving (teleop is off or the robot is stopped)")
             self.bars.set_rows([])
@@ -115,4 +119,19 @@ class InputPanel(QtWidgets.QGroupBox):
             warn = text.startswith("DISCONNECTED")
             self.status.setText(f"<b style='color:#d33'>{text}</b>" if warn else text)
             self.bars.set_rows(rows)
+        if error:
+            self.status.setText(f"{self.status.text()}<br><span style='color:#d33'>{error}</span>")
         self.hint.setText(hint)
+
+    def show_others(self, states: dict[str, tuple[bool | None, str | None]]) -> None:
+        """The inputs that do not drive: ``name -> (connected or None if not read, error)``."""
+        lines = []
+        for name, (connected, error) in states.items():
+            if error:
+                lines.append(f"<span style='color:#d33'>● {name}: {error}</span>")
+            elif connected is None:
+                lines.append(f"<span style='color:#888'>● {name}: standby</span>")
+            else:
+                color, text = ("#2a2", "connected") if connected else ("#d33", "disconnected")
+                lines.append(f"<span style='color:{color}'>● {name}: {text}</span>")
+        self.others.setText("<br>".join(lines))

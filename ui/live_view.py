@@ -78,7 +78,13 @@ class LiveView(QtWidgets.QWidget):
             self.gripper.set_values(rig.robot.joint_to_gripper(float(latest.command[-1])), latest.state.gripper)
         driving = console.mode in (Mode.TELEOP, Mode.INTERVENTION) and not console.stopped
         self.input_panel.set_active(console.active_input)
-        self.input_panel.show_state(rig.loop.last_input, driving, self._input_hint(driving))
+        active = console.active_input
+        error = rig.inputs[active].error if active else None
+        self.input_panel.show_state(rig.loop.last_input, driving, self._input_hint(driving), error)
+        self.input_panel.show_others({
+            name: (None if dev.read_has_side_effects else dev.read().connected, dev.error)
+            for name, dev in rig.inputs.items() if name != active
+        })
         self.recording.show_state(
             recording=console.recording, elapsed_s=console.elapsed_s, episodes=self._episode_count(),
             folder=str(console.dataset_dir), task=console.task, can_reset=rig.robot.can_reset_scene,

@@ -64,6 +64,7 @@ class ScriptedExpert(InputDevice):
     """Picks and lifts the cube of a :class:`~drivers.sim.robot.SimSO101`; see the module doc."""
 
     config_class = ScriptedExpertConfig
+    read_has_side_effects = True  # read() runs the expert's phase machine
 
     def __init__(self, config: ScriptedExpertConfig | None = None, robot: SimSO101 | None = None) -> None:
         self.config = config or ScriptedExpertConfig()
