@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -85,8 +84,8 @@ def run(args: argparse.Namespace) -> int:
 
 # -- collect ---------------------------------------------------------------------------------
 def _collect(args: argparse.Namespace) -> int:
-    from recordings import edit
     from recordings.recorder import Recorder
+    from teleop_app.batch import record_episodes
     from teleop_app.config import load_rig
     from teleop_app.rig import build_rig
     from teleop_app.session import Mode
@@ -101,48 +100,15 @@ def _collect(args: argparse.Namespace) -> int:
     rig = build_rig(config, active_input=args.input or (config.inputs[0].name if config.inputs else None))
     args.out.mkdir(parents=True, exist_ok=True)
     rig.start()
-    results = []
-    stopped = None
-    progress = Progress("collect")
     try:
-        recorder = Recorder.for_rig(rig, args.out)
         rig.session.set_mode(Mode.TELEOP, reason="collect")
-        for i in range(args.episodes):
-            progress(i, args.episodes, f"episode {i + 1}")
-            seed = None if args.seed is None else args.seed + i
-            rig.loop.reset_scene(seed).result(timeout=5)
-            rig.session.start_recording(reason="collect")
-            path = recorder.start_episode(args.task, operator=args.operator)
-            t0 = time.monotonic()
-            t_success = None
-            while time.monotonic() - t0 < args.seconds and not rig.loop.kill.latched:
-                if t_success is None and rig.robot.success():
-                    t_success = time.monotonic()
-                if t_success is not None and time.monotonic() - t_success >= args.after_success:
-                    break
-                time.sleep(0.02)
-            killed = rig.loop.kill.reason if rig.loop.kill.latched else None
-            success = rig.robot.success() and killed is None
-            recorder.stop_episode(success=success)
-            rig.session.stop_recording(reason="collect")
-            results.append((path, success, time.monotonic() - t0))
-            if killed is not None:  # the kill switch always wins: no re-arming behind the user's back
-                edit.label(path, notes=f"stopped by the kill switch: {killed}")
-                stopped = killed
-                break
-        progress(args.episodes, args.episodes, "done")
+        batch = record_episodes(rig, Recorder.for_rig(rig, args.out), episodes=args.episodes, seconds=args.seconds,
+                                task=args.task, operator=args.operator, seed=args.seed,
+                                after_success=args.after_success, label="collect")
     finally:
-        progress.close()
         rig.close()
-    for path, success, seconds in results:
-        print(f"{path}  {'success' if success else 'failure'}  {seconds:.1f} s")
-    ok = sum(1 for _, s, _ in results if s)
-    print(f"{ok}/{len(results)} successful episodes in {args.out}", file=sys.stderr)
-    if stopped is not None:
-        print(f"error: collection stopped by the kill switch ({stopped}); the last episode is labelled "
-              "a failure with that note", file=sys.stderr)
-        return 1
-    return 0
+    batch.report("episodes")
+    return 1 if batch.stopped is not None else 0
 
 
 # -- episodes --------------------------------------------------------------------------------

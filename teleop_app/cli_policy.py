@@ -12,11 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from teleop_app.progress import Progress
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -113,10 +111,11 @@ def _run_policy(args: argparse.Namespace) -> int:
     from policies.loading import load_policy
     from policies.runner import PolicyRunner
     from policies.strategies import make_strategy
-    from recordings import edit
     from recordings.recorder import Recorder
+    from teleop_app.batch import record_episodes
     from teleop_app.config import load_rig
     from teleop_app.rig import build_rig
+    from teleop_app.session import Mode
 
     if not args.headless:
         raise ValueError("run-policy has no window: add --headless (the desktop app is `teleop-app gui`)")
@@ -135,65 +134,24 @@ def _run_policy(args: argparse.Namespace) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         rig.start()
         try:
-            results, stopped = _rollouts(args, rig, runner, Recorder.for_rig(rig, args.out), edit)
+            batch = record_episodes(
+                rig, Recorder.for_rig(rig, args.out), episodes=args.episodes, seconds=args.seconds,
+                task=args.task, operator=args.operator, notes=f"policy {args.policy}, strategy {args.strategy}",
+                seed=args.seed, after_success=args.after_success, label="run-policy",
+                begin=lambda: (runner.reset(), rig.loop.start_policy(runner)),
+                end=lambda: rig.loop.stop_policy(Mode.IDLE),
+            )
         finally:
             rig.close()
     finally:
         policy.close()
 
-    for path, success, seconds in results:
-        print(f"{path}  {'success' if success else 'failure'}  {seconds:.1f} s")
+    batch.report("rollouts")
     stats = rig.loop.stats()
     pol = stats["policy"]
     lat = pol["runner"]["latency_ms"] if pol["runner"] else {}
-    print(f"{sum(1 for _, s, _ in results if s)}/{len(results)} successful rollouts in {args.out}; "
-          f"{pol['starved_ticks']} of {pol['ticks']} policy ticks starved (longest {pol['longest_stall_ticks']}), "
+    print(f"{pol['starved_ticks']} of {pol['ticks']} policy ticks starved (longest {pol['longest_stall_ticks']}), "
           f"answer latency p50 {lat.get('p50') or 0:.0f} ms / max {lat.get('max') or 0:.0f} ms", file=sys.stderr)
     if args.stats_json:
         args.stats_json.write_text(json.dumps(stats, indent=2))
-    if stopped is not None:
-        print(f"error: stopped by the kill switch ({stopped}); the last episode is labelled a failure with that "
-              "note", file=sys.stderr)
-        return 1
-    return 0
-
-
-def _rollouts(args: argparse.Namespace, rig: Any, runner: Any, recorder: Any,
-              edit: Any) -> tuple[list[tuple[Path, bool, float]], str | None]:
-    from teleop_app.session import Mode
-
-    results: list[tuple[Path, bool, float]] = []
-    stopped = None
-    notes = f"policy {args.policy}, strategy {args.strategy}"
-    progress = Progress("run-policy")
-    try:
-        for i in range(args.episodes):
-            progress(i, args.episodes, f"rollout {i + 1}")
-            seed = None if args.seed is None else args.seed + i
-            rig.loop.reset_scene(seed).result(timeout=5)
-            runner.reset()
-            rig.loop.start_policy(runner)
-            rig.session.start_recording(reason="run-policy")
-            path = recorder.start_episode(args.task, operator=args.operator, notes=notes)
-            t0 = time.monotonic()
-            t_success = None
-            while time.monotonic() - t0 < args.seconds and not rig.kill.latched:
-                if t_success is None and rig.robot.success():
-                    t_success = time.monotonic()
-                if t_success is not None and time.monotonic() - t_success >= args.after_success:
-                    break
-                time.sleep(0.02)
-            killed = rig.kill.reason if rig.kill.latched else None
-            success = bool(rig.robot.success()) and killed is None
-            recorder.stop_episode(success=success)
-            rig.session.stop_recording(reason="run-policy")
-            rig.loop.stop_policy(Mode.IDLE)
-            results.append((path, success, time.monotonic() - t0))
-            if killed is not None:  # the kill switch always wins: no re-arming behind the user's back
-                edit.label(path, notes=f"{notes}; stopped by the kill switch: {killed}")
-                stopped = killed
-                break
-        progress(args.episodes, args.episodes, "done")
-    finally:
-        progress.close()
-    return results, stopped
+    return 1 if batch.stopped is not None else 0

@@ -88,7 +88,7 @@ def test_a_server_error_stops_the_run_and_labels_the_episode(expert_server, tmp_
                     "--no-cameras", "--seed", "3", "--action-kind", "ee_delta", *STATE_MAP])
     err = capsys.readouterr().err
     reason = "policy: openpi server error: RuntimeError: CUDA error: device-side assert"
-    assert code == 1
+    assert code == 1, err
     assert f"stopped by the kill switch ({reason})" in err
     files = sorted(tmp_path.glob("episode_*.h5"))
     assert len(files) == 1  # no further rollout was started

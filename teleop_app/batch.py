@@ -1,0 +1,98 @@
+"""Recording a batch of episodes without a window: `collect` (human or scripted input) and `run-policy`.
+
+Each episode: reset the scene, let the caller hand the robot over (``begin``),
+record until the robot reports success (plus ``after_success`` seconds), the time
+runs out, or the kill switch latches; then take the robot back (``end``) and label
+the episode from the robot's own success detector. A kill ends the batch: the
+episode is labelled a failure with the reason in its notes and nothing re-arms
+behind the user's back.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from recordings import edit
+from recordings.recorder import Recorder
+from teleop_app.progress import Progress
+from teleop_app.rig import Rig
+
+
+@dataclass(frozen=True)
+class Outcome:
+    path: Path
+    success: bool
+    seconds: float
+
+
+@dataclass
+class Batch:
+    outcomes: list[Outcome]
+    stopped: str | None  # the kill switch's reason, when a kill ended the batch
+
+    def report(self, what: str, out: TextIO | None = None, err: TextIO | None = None) -> None:
+        """One line per episode on ``out`` (stdout); the tally (and the kill, if any) on ``err`` (stderr)."""
+        out, err = out or sys.stdout, err or sys.stderr
+        for o in self.outcomes:
+            print(f"{o.path}  {'success' if o.success else 'failure'}  {o.seconds:.1f} s", file=out)
+        ok = sum(o.success for o in self.outcomes)
+        folder = self.outcomes[0].path.parent if self.outcomes else "."
+        print(f"{ok}/{len(self.outcomes)} successful {what} in {folder}", file=err)
+        if self.stopped is not None:
+            print(f"error: stopped by the kill switch ({self.stopped}); the last episode is labelled a failure "
+                  "with that note", file=err)
+
+
+def record_episodes(
+    rig: Rig,
+    recorder: Recorder,
+    *,
+    episodes: int,
+    seconds: float,
+    task: str,
+    operator: str = "",
+    notes: str = "",
+    seed: int | None = None,
+    after_success: float = 1.0,
+    begin: Callable[[], None] = lambda: None,
+    end: Callable[[], None] = lambda: None,
+    label: str = "episode",
+) -> Batch:
+    """Record ``episodes`` episodes of at most ``seconds`` each; scene ``i`` is reset with ``seed + i``."""
+    outcomes: list[Outcome] = []
+    stopped = None
+    progress = Progress(label)
+    try:
+        for i in range(episodes):
+            progress(i, episodes, f"episode {i + 1}")
+            rig.loop.reset_scene(None if seed is None else seed + i).result(timeout=5)
+            begin()
+            rig.session.start_recording(reason=label)
+            path = recorder.start_episode(task, operator=operator, notes=notes)
+            t0 = time.monotonic()
+            t_success = None
+            while time.monotonic() - t0 < seconds and not rig.kill.latched:
+                if t_success is None and rig.robot.success():
+                    t_success = time.monotonic()
+                if t_success is not None and time.monotonic() - t_success >= after_success:
+                    break
+                time.sleep(0.02)
+            killed = rig.kill.reason if rig.kill.latched else None
+            success = bool(rig.robot.success()) and killed is None
+            recorder.stop_episode(success=success)
+            rig.session.stop_recording(reason=label)
+            end()
+            outcomes.append(Outcome(path, success, time.monotonic() - t0))
+            if killed is not None:
+                edit.label(path, notes=f"{notes + '; ' if notes else ''}stopped by the kill switch: {killed}")
+                stopped = killed
+                break
+        progress(episodes, episodes, "done")
+    finally:
+        progress.close()
+    return Batch(outcomes, stopped)
