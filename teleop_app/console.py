@@ -74,7 +74,8 @@ class Console:
         for fn in list(self._listeners):
             fn(event)
 
-    def _say(self, text: str) -> None:
+    def say(self, text: str) -> None:
+        """Show ``text`` to the operator (the status line)."""
         self.message = text
         self._emit("message")
 
@@ -164,7 +165,7 @@ class Console:
             if self.recorder.recording:
                 self.recorder.discard()
             raise ConsoleError(str(exc)) from exc
-        self._say(f"recording {path.name}")
+        self.say(f"recording {path.name}")
         self._emit("recording")
         return path
 
@@ -176,7 +177,7 @@ class Console:
         try:
             path = self.recorder.stop_episode(success=success)
         except RecordingError as exc:
-            self._say(str(exc))
+            self.say(str(exc))
             self._emit("recording")
             raise ConsoleError(str(exc)) from exc
         if self.stopped:
@@ -196,7 +197,7 @@ class Console:
     def _finished(self, result: EpisodeResult) -> EpisodeResult:
         self.last_result = result
         name = result.path.name if result.path else "episode"
-        self._say(f"{name} {'kept as ' + result.outcome if result.path else 'discarded'} "
+        self.say(f"{name} {'kept as ' + result.outcome if result.path else 'discarded'} "
                   f"({result.duration_s:.1f} s)")
         self._emit("recording")
         self._emit("episode")
@@ -209,7 +210,7 @@ class Console:
     def reset_scene(self, seed: int | None = None) -> bool:
         """Put the cube somewhere new (sim); False where the robot cannot reset itself."""
         ok = bool(self.rig.loop.reset_scene(seed).result(timeout=5))
-        self._say("scene reset" if ok else "this robot cannot reset its scene: set it up by hand")
+        self.say("scene reset" if ok else "this robot cannot reset its scene: set it up by hand")
         return ok
 
     def poll_buttons(self) -> None:
@@ -231,7 +232,7 @@ class Console:
             else:
                 self.keep(self.rig.robot.success())
         except ConsoleError as exc:
-            self._say(str(exc))
+            self.say(str(exc))
 
     def _new_presses(self, name: str, device: object, role: str) -> bool:
         count = device.presses(role)
@@ -243,14 +244,14 @@ class Console:
     def stop(self, reason: str = STOP_REASON) -> None:
         """The STOP button: the loop holds the robot on its next tick, whatever drives it."""
         self.rig.kill.trigger(reason)
-        self._say(f"STOPPED ({reason}). Re-arm to move again.")
+        self.say(f"STOPPED ({reason}). Re-arm to move again.")
 
     def rearm(self) -> None:
         """Let the robot move again after a stop; it continues from where it was held."""
         if not self.stopped:
             return
         self.rig.kill.rearm()
-        self._say("re-armed: the robot follows the active input again")
+        self.say("re-armed: the robot follows the active input again")
 
     def close(self) -> None:
         """Stop a replay, keep a running episode as unlabelled rather than lose it, then stop the rig."""

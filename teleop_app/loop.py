@@ -35,6 +35,7 @@ from teleop_app.takeover import TakeoverConfig, TakeoverDetector
 if TYPE_CHECKING:
     from policies.runner import PolicyRunner
 
+LOOP_NICE = -10  # the loop thread's nice value, where the user may raise priority
 SECTIONS = ("input", "command", "safety", "send", "read", "publish")
 _RING = 1 << 16  # ~11 minutes of periods at 100 Hz for percentiles
 
@@ -95,6 +96,7 @@ class ControlLoop:
         self.active_input = active_input or next(iter(self.inputs), None)
         self.last_input: InputState | None = None
         self.error: str | None = None
+        self.thread_nice: int | None = None  # the loop thread's nice value once running (-10 where allowed)
 
         self._calls: list[tuple[Callable[[], Any], Future]] = []
         self._calls_lock = threading.Lock()
@@ -305,6 +307,11 @@ class ControlLoop:
                 os.sched_setaffinity(0, {self.loop_core})  # pid 0 = this thread on Linux
             except (OSError, AttributeError):
                 pass
+        try:  # ahead of cameras, the window and the writer when the CPU is busy; needs CAP_SYS_NICE (or root)
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOOP_NICE)
+        except (OSError, AttributeError):
+            pass
+        self.thread_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
         deadline = time.monotonic()
         while not self._stop.is_set():
             t0 = time.monotonic()
@@ -516,6 +523,7 @@ class ControlLoop:
                 "triggers": self.kill.triggers,
             },
             "watchdog_trips": self.watchdog.trips,
+            "thread_nice": self.thread_nice,
             "subscriber_drops": {s.name: s.dropped for s in self.ticks.subscriptions},
             "error": self.error,
             "policy": {

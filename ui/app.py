@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
@@ -26,8 +27,13 @@ def preferred_input(inputs: list[str], remembered: str | None) -> str | None:
 
 
 def open_console(rig_name: str | None = None, dataset: str | None = None, operator: str = "",
-                 settings: QtCore.QSettings | None = None) -> tuple[Console, MainWindow]:
-    """Build and start the rig, and a window on it in teleop mode (not yet shown)."""
+                 settings: QtCore.QSettings | None = None, start: bool = True) -> tuple[Console, MainWindow]:
+    """Build the rig and a window on it (not yet shown); with ``start``, start the rig in teleop mode.
+
+    ``main`` starts the rig only once the window is on screen: building and first
+    painting the window hold the GIL long enough to stall a running control loop
+    past its watchdog.
+    """
     # The control loop is a thread of this process: when it wakes, it must get the GIL from the
     # GUI thread within a fraction of its period, not after the default 5 ms switch interval.
     sys.setswitchinterval(0.0005)
@@ -35,28 +41,44 @@ def open_console(rig_name: str | None = None, dataset: str | None = None, operat
     config = load_rig(rig_name)
     active = preferred_input([i.name for i in config.inputs], settings.value("active_input"))
     rig = build_rig(config, active_input=active)
-    rig.start()
-    try:
-        folder = dataset or settings.value("dataset_dir") or str(DEFAULT_DATASET)
-        console = Console(rig, folder, task=str(settings.value("task") or ""), operator=operator)
-        if active is not None:
-            try:
-                console.set_teleop(True)
-            except ConsoleError:
-                pass
-        window = MainWindow(console, settings)
-    except BaseException:
-        rig.close()
-        raise
+    folder = dataset or settings.value("dataset_dir") or str(DEFAULT_DATASET)
+    console = Console(rig, folder, task=str(settings.value("task") or ""), operator=operator)
+    window = MainWindow(console, settings)
+    if start:
+        try:
+            start_console(console)
+        except BaseException:
+            window.close()
+            raise
     return console, window
+
+
+def start_console(console: Console) -> None:
+    """Start the rig (connect, cameras, inputs, loop) and hand the robot to the active input."""
+    console.rig.start()
+    if console.active_input is not None:
+        try:
+            console.set_teleop(True)
+        except ConsoleError as exc:  # e.g. a leader arm posed far from the follower: say so, stay idle
+            console.say(str(exc))
 
 
 def main(rig_name: str | None = None, dataset: str | None = None, operator: str = "") -> int:
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     app.setApplicationName("teleop-app")
     QtGui.QGuiApplication.setApplicationDisplayName("teleop-app")
-    console, window = open_console(rig_name, dataset, operator)
+    console, window = open_console(rig_name, dataset, operator, start=False)
     window.show()
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline and not window.isVisible():
+        app.processEvents()
+    for _ in range(10):  # first paint and layout before the control loop starts
+        app.processEvents()
+    try:
+        start_console(console)
+    except BaseException:
+        window.close()
+        raise
     try:
         return app.exec()
     finally:
