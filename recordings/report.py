@@ -49,15 +49,40 @@ def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
+def nice_step(span: float, max_ticks: int = 6) -> float:
+    """A round tick step (1, 2, 2.5 or 5 × 10^k) giving at most ``max_ticks`` intervals over ``span``."""
+    if not math.isfinite(span) or span <= 0:
+        return 1.0
+    raw = span / max_ticks
+    mag = 10 ** math.floor(math.log10(raw))
+    for m in (1, 2, 2.5, 5, 10):
+        if m * mag >= raw:
+            return m * mag
+    return 10 * mag
+
+
+def nice_ticks(lo: float, hi: float, max_ticks: int = 6) -> tuple[list[float], float]:
+    """Round tick values inside ``[lo, hi]`` and their step."""
+    step = nice_step(hi - lo, max_ticks)
+    first = math.ceil(lo / step - 1e-9) * step
+    count = int(math.floor((hi - first) / step + 1e-9)) + 1
+    return [first + i * step for i in range(max(count, 0))], step
+
+
+def tick_format(step: float) -> Callable[[float], str]:
+    """Enough decimals to tell ticks ``step`` apart, no more."""
+    decimals = 0
+    while decimals < 6 and abs(round(step * 10**decimals) - step * 10**decimals) > 1e-6:
+        decimals += 1
+    return lambda x: f"{x:.{decimals}f}"
+
+
 def _nice_max(x: float) -> float:
-    """A round number at or above ``x`` for an axis end."""
+    """A round axis end at or above ``x`` (a multiple of its tick step)."""
     if not math.isfinite(x) or x <= 0:
         return 1.0
-    mag = 10 ** math.floor(math.log10(x))
-    for step in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
-        if step * mag >= x:
-            return step * mag
-    return 10 * mag
+    step = nice_step(x, 5)
+    return step * math.ceil(x / step - 1e-9)
 
 
 def _ticks(lo: float, hi: float, count: int = 5) -> list[float]:
@@ -88,14 +113,14 @@ class _Axes:
         return self.h - self.bottom - (y - self.y0) / span * (self.h - self.top - self.bottom)
 
     def frame(self, x_ticks: Sequence[float], y_ticks: Sequence[float], x_label: str, y_label: str,
-              x_fmt: Callable[[float], str] = _num) -> None:
+              x_fmt: Callable[[float], str] = _num, y_fmt: Callable[[float], str] = _num) -> None:
         p = self.parts
         for y in y_ticks:
             yy = self.py(y)
             p.append(f'<line x1="{self.left}" y1="{yy:.1f}" x2="{self.w - self.right}" y2="{yy:.1f}" '
                      f'stroke="#eee"/>')
             p.append(f'<text x="{self.left - 5}" y="{yy + 4:.1f}" text-anchor="end" font-size="11" '
-                     f'fill="#555">{_num(y)}</text>')
+                     f'fill="#555">{_e(y_fmt(y))}</text>')
         for x in x_ticks:
             xx = self.px(x)
             p.append(f'<line x1="{xx:.1f}" y1="{self.h - self.bottom}" x2="{xx:.1f}" y2="{self.h - self.bottom + 4}" '
@@ -130,8 +155,9 @@ def speed_bands_svg(c: Comparison, w: int = 520, h: int = 280) -> str:
     u = np.linspace(0.0, 100.0, len(c.profiles["human"]["median"]))
     top = _nice_max(max(float(np.max(c.profiles[s]["p75"])) for s in ("human", "policy")) * 1.05)
     ax = _Axes(w, h, (0.0, 100.0), (0.0, top), margin=(30, 22, 38, 52))
-    ax.frame(_ticks(0, 100, 6), _ticks(0, top, 5), "normalized time (% of the episode)", "speed (mm/s)",
-             x_fmt=lambda x: f"{x:.0f}%")
+    y_ticks, step = nice_ticks(0.0, top, 5)
+    ax.frame(_ticks(0, 100, 6), y_ticks, "normalized time (% of the episode)", "speed (mm/s)",
+             x_fmt=lambda x: f"{x:.0f}%", y_fmt=tick_format(step))
     for side in ("human", "policy"):
         prof, color = c.profiles[side], COLORS[side]
         upper = " ".join(f"{ax.px(x):.1f},{ax.py(y):.1f}" for x, y in zip(u, prof["p75"]))
@@ -160,9 +186,9 @@ def histogram_svg(c: Comparison, key: str = "duration_s", w: int = 420, h: int =
     step = max(1, math.ceil(top / 5))
     top = step * math.ceil(top / step)
     ax = _Axes(w, h, (lo, hi), (0.0, float(top)), margin=(30, 22, 38, 52))
-    x_ticks = edges[:: max(1, bins // 5)]
+    x_ticks, x_step = nice_ticks(lo, hi, 5)
     ax.frame(x_ticks, list(range(0, top + 1, step)), f"{m.label} ({m.unit})", "episodes",
-             x_fmt=lambda x: f"{x:.1f}")
+             x_fmt=tick_format(x_step))
     width = (ax.px(edges[1]) - ax.px(edges[0])) / 2
     for i in range(bins):
         for j, (counts, color) in enumerate(((hc, HUMAN_COLOR), (pc, POLICY_COLOR))):
@@ -190,11 +216,13 @@ def phases_svg(c: Comparison, w: int = 520, h: int = 160) -> str:
     total = max(sum(v.values()) for v in means.values())
     top = _nice_max(total)
     ax = _Axes(w, h, (0.0, top), (0.0, 2.0), margin=(26, 14, 38, 64))
-    for x in _ticks(0, top, 6):
+    x_ticks, x_step = nice_ticks(0.0, top, 6)
+    x_fmt = tick_format(x_step)
+    for x in x_ticks:
         xx = ax.px(x)
         ax.parts.append(f'<line x1="{xx:.1f}" y1="{ax.top}" x2="{xx:.1f}" y2="{h - ax.bottom}" stroke="#eee"/>')
         ax.parts.append(f'<text x="{xx:.1f}" y="{h - ax.bottom + 16}" text-anchor="middle" font-size="11" '
-                        f'fill="#555">{_num(x)}</text>')
+                        f'fill="#555">{x_fmt(x)}</text>')
     ax.parts.append(f'<text x="{(ax.left + w - ax.right) / 2:.1f}" y="{h - 6}" text-anchor="middle" font-size="12" '
                     f'fill="#333">mean seconds per episode</text>')
     for row, side in enumerate(("human", "policy")):
