@@ -57,7 +57,10 @@ Actions (arm joints of ``action``, i.e. after safety; the gripper joint, last, i
     ``HF_CUTOFF_HZ`` and above (interpolated onto a uniform grid at the achieved rate).
 
 Every metric is a float; NaN means "not defined for this episode" (e.g. starved
-share of a human demo).
+share of a human demo, or the motion metrics of a robot that stores no
+end-effector position: rows with a missing ``ee_pos`` are interpolated in time,
+an episode without any leaves its motion undefined and every tick whose gripper
+does not move idle).
 """
 
 from __future__ import annotations
@@ -275,6 +278,21 @@ def hf_share(t: np.ndarray, q: np.ndarray, cutoff_hz: float = HF_CUTOFF_HZ) -> f
     return float(power[freqs >= cutoff_hz].sum() / total)
 
 
+def _fill_gaps(t: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Rows of ``x`` with a non-finite value interpolated from their neighbours in time.
+
+    Returns zeros and False when no row is finite (a robot that reports no
+    end-effector position): the motion metrics are then undefined, not zero.
+    """
+    ok = np.isfinite(x).all(axis=1)
+    if ok.all():
+        return x, True
+    if not ok.any():
+        return np.zeros_like(x), False
+    filled = np.stack([np.interp(t, t[ok], x[ok, d]) for d in range(x.shape[1])], axis=1)
+    return filled, True
+
+
 def _mean(x: np.ndarray) -> float:
     return float(np.mean(x)) if len(x) else math.nan
 
@@ -311,7 +329,7 @@ def compute_from_ticks(ticks: dict[str, np.ndarray], kept_range: tuple[float, fl
     if n == 0:
         return v, np.zeros(PROFILE_POINTS), mix
 
-    ee = np.asarray(ticks["ee_pos"], dtype=np.float64)
+    ee, ee_ok = _fill_gaps(t, np.asarray(ticks["ee_pos"], dtype=np.float64))
     grip = np.asarray(ticks["gripper"], dtype=np.float64)
     safety = np.asarray(ticks["safety"], dtype=np.int64)
     action = np.asarray(ticks["action"], dtype=np.float64)
@@ -319,12 +337,13 @@ def compute_from_ticks(ticks: dict[str, np.ndarray], kept_range: tuple[float, fl
     dt = tick_intervals(t)
 
     # motion
-    speed = windowed_rate(t, ee) * 1000.0  # mm/s
+    speed = windowed_rate(t, ee) * 1000.0  # mm/s (all 0 when the robot reports no end-effector position)
     grip_rate = windowed_rate(t, np.nan_to_num(grip))
-    v["path_length_m"] = float(np.trapezoid(speed, t) / 1000.0) if n > 1 else 0.0
-    v["speed_mean_mm_s"] = float(np.mean(speed))
-    v["speed_p90_mm_s"] = float(np.percentile(speed, 90))
-    v["speed_peak_mm_s"] = float(np.max(speed))
+    if ee_ok:
+        v["path_length_m"] = float(np.trapezoid(speed, t) / 1000.0) if n > 1 else 0.0
+        v["speed_mean_mm_s"] = float(np.mean(speed))
+        v["speed_p90_mm_s"] = float(np.percentile(speed, 90))
+        v["speed_peak_mm_s"] = float(np.max(speed))
     if n > 1 and t[-1] > t[0]:
         u = (t - t[0]) / (t[-1] - t[0])
         profile = np.interp(np.linspace(0.0, 1.0, PROFILE_POINTS), u, speed)
@@ -333,7 +352,8 @@ def compute_from_ticks(ticks: dict[str, np.ndarray], kept_range: tuple[float, fl
 
     # idle
     active = (speed >= IDLE_SPEED_MM_S) | (grip_rate >= GRIPPER_ACTIVE_RATE)
-    v["speed_active_mm_s"] = _mean(speed[active])
+    if ee_ok:
+        v["speed_active_mm_s"] = _mean(speed[active])
     v["idle_s"] = float(dt[~active].sum())
     v["idle_fraction"] = v["idle_s"] / duration if duration > 0 else math.nan
     if active.any():
@@ -360,7 +380,7 @@ def compute_from_ticks(ticks: dict[str, np.ndarray], kept_range: tuple[float, fl
             v["grasp_s"], v["lift_s"] = t_held - t_close, end - t_held
             lift_mask = np.arange(n) >= phases.close_end
             risen = np.flatnonzero(ee[phases.close_end:, 2] >= ee[phases.close_end, 2] + LIFT_RISE_M)
-            if risen.size:
+            if ee_ok and risen.size:
                 v["time_to_lift_s"] = float(t[phases.close_end + int(risen[0])]) - start
     if success == "true":
         v["time_to_success_s"] = v["time_to_lift_s"] if math.isfinite(v["time_to_lift_s"]) else duration
@@ -393,7 +413,8 @@ def compute_from_ticks(ticks: dict[str, np.ndarray], kept_range: tuple[float, fl
         v["action_step_reach_rad"] = _mean(steps[ok & reach_mask[:-1]])
         v["action_step_lift_rad"] = _mean(steps[ok & lift_mask[:-1]])
         ee_steps = np.linalg.norm(np.diff(ee, axis=0), axis=1) * 1000.0
-        v["ee_step_mm"] = _mean(ee_steps[active[:-1]])
+        if ee_ok:
+            v["ee_step_mm"] = _mean(ee_steps[active[:-1]])
         raw = np.asarray(ticks["raw_input"], dtype=np.float64)
         kinds = np.asarray(ticks["input_kind"], dtype=np.int64)
         ee_cmd = (kinds == _EE_DELTA) & np.isfinite(raw[:, :3]).all(axis=1) & active

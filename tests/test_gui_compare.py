@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pyqtgraph as pg
 import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
@@ -96,7 +97,7 @@ def test_compares_two_folders_and_shows_why(qtbot, tab, sets, tmp_path):
     # speed bands: FillBetweenItem between p25 and p75, median curve on top
     for side in ("human", "policy"):
         band = tab.band_items[side]
-        assert isinstance(band, __import__("pyqtgraph").FillBetweenItem)
+        assert isinstance(band, pg.FillBetweenItem)
         lo, hi = band.curves
         np.testing.assert_allclose(lo.yData, c.profiles[side]["p25"])
         np.testing.assert_allclose(hi.yData, c.profiles[side]["p75"])

@@ -312,3 +312,21 @@ def test_every_metric_is_a_float_and_unreadable_files_are_reported(tmp_path):
     assert all(isinstance(x, float) for x in done[0].values.values())
     d = done[0].to_dict()
     assert d["metrics"]["starved_share"] is None and d["metrics"]["duration_s"] == pytest.approx(1.0)
+
+
+def test_missing_end_effector_positions(tmp_path):
+    """A few NaN rows are bridged in time; a robot that stores none leaves the motion metrics undefined."""
+    t = jittered_times(2.0)
+    ee = P0 + 0.1 * t[:, None] * DIRECTION
+    gaps = ee.copy()
+    gaps[50:60] = np.nan
+    opening = np.ones(len(t))
+    v = episode_metrics(write_episode(tmp_path / "episode_000001.h5", t, gaps, opening, arm_of(ee, opening))).values
+    assert v["path_length_m"] == pytest.approx(0.2, rel=1e-4)
+    assert v["speed_peak_mm_s"] == pytest.approx(100.0, rel=1e-4)
+    none = np.full_like(ee, np.nan)
+    v = episode_metrics(write_episode(tmp_path / "episode_000002.h5", t, none, opening, arm_of(ee, opening))).values
+    for key in ("path_length_m", "speed_mean_mm_s", "speed_active_mm_s", "speed_peak_mm_s", "ee_step_mm"):
+        assert math.isnan(v[key]), key
+    assert v["duration_s"] == pytest.approx(2.0) and v["rate_hz"] == pytest.approx((len(t) - 1) / 2.0)
+    assert math.isnan(v["action_step_rad"])  # without motion every tick is idle: no step is averaged
