@@ -35,11 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("devices", help="list attached cameras, SpaceMice and serial ports")
     p.add_argument("--json", action="store_true")
 
-    from teleop_app import cli_calibrate, cli_data, cli_policy
+    from teleop_app import cli_calibrate, cli_compare, cli_data, cli_policy
 
     cli_data.add_parsers(sub)
     cli_calibrate.add_parser(sub)
     cli_policy.add_parsers(sub)
+    cli_compare.add_parser(sub)
 
     args = parser.parse_args(argv)
     if args.command is None:
@@ -54,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         return cli_calibrate.run(args)
     if args.command == "run-policy":
         return cli_policy.run(args)
+    if args.command == "compare":
+        return cli_compare.run(args)
     return cli_data.run(args)
 
 

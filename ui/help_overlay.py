@@ -21,7 +21,7 @@ def shortcut_sections(extra: list[tuple[str, list[tuple[str, str]]]] | None = No
         ("Live tab: keyboard teleop (when Keyboard drives)", KeyboardInput.bindings()),
         ("Window", [
             ("F1", "show / hide this help"),
-            ("Ctrl+1 / Ctrl+2", "Live tab / Review tab"),
+            ("Ctrl+1 … Ctrl+4", "Live, Review, Compare, Policy tab"),
             ("Ctrl+Q", "quit (a running episode is kept, unlabelled)"),
         ]),
     ]

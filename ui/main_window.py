@@ -19,6 +19,7 @@ from ui.bridge import ConsoleBridge
 from ui.help_overlay import HelpOverlay, shortcut_sections
 from ui.live_view import LiveView
 from ui.recording_panel import EPISODE_KEYS
+from ui.compare_tab import CompareTab
 from ui.review_tab import ReviewTab
 
 STYLE = """
@@ -85,9 +86,11 @@ class MainWindow(QtWidgets.QMainWindow):
 
         self.live = LiveView(console)
         self.review = ReviewTab(self.bridge)
+        self.compare = CompareTab(self.bridge)
         self.tabs = QtWidgets.QTabWidget()
         self.tabs.addTab(self.live, "Live")
         self.tabs.addTab(self.review, "Review")
+        self.tabs.addTab(self.compare, "Compare")
         self.tabs.currentChanged.connect(lambda _: self._release_keys())
 
         central = QtWidgets.QWidget()
@@ -97,7 +100,7 @@ class MainWindow(QtWidgets.QMainWindow):
         layout.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
         self.help = HelpOverlay(central)
-        self.help.set_sections(shortcut_sections(getattr(self.review, "help_sections", lambda: [])()))
+        self.help.set_sections(shortcut_sections([*self.review.help_sections(), *self.compare.help_sections()]))
 
         self.status_labels = {name: QtWidgets.QLabel() for name in ("loop", "drops", "recording", "disk", "gui")}
         self.message_label = QtWidgets.QLabel()
@@ -249,8 +252,9 @@ class MainWindow(QtWidgets.QMainWindow):
             if key == QtCore.Qt.Key.Key_R:
                 self.rearm()
                 return True
-            if key in (QtCore.Qt.Key.Key_1, QtCore.Qt.Key.Key_2):
-                self.tabs.setCurrentIndex(0 if key == QtCore.Qt.Key.Key_1 else 1)
+            tab = key - QtCore.Qt.Key.Key_1
+            if 0 <= tab < self.tabs.count():
+                self.tabs.setCurrentIndex(tab)
                 return True
             if key == QtCore.Qt.Key.Key_Q:
                 self.close()
@@ -309,6 +313,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.status_timer.stop()
         self._release_keys()
         self.review.shutdown()
+        self.compare.shutdown()
         self.save_settings()
         QtWidgets.QApplication.instance().removeEventFilter(self)
         super().closeEvent(event)
