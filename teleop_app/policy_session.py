@@ -139,7 +139,9 @@ class Rollout:
     spec: str
     strategy: str
     t_start: float
+    takeover: TakeoverConfig | None = None
     takeovers_before: int = 0  # the loop's takeover count when the run started
+    manual_takeover: bool = False  # the human took over with the button: no automatic hand-back
     episode: Any = None  # Path of the episode being recorded, or None
     succeeded: bool = False  # the robot reported success at some point during the run
     t_end: float | None = None
@@ -202,6 +204,7 @@ class PolicyStatus:
     now_tick: int | None  # the control loop's newest tick
     success: bool | None  # the robot reports success (None: it cannot tell, or no run yet)
     gripper: tuple[float | None, float | None]  # commanded and measured opening
+    banner: str  # "HUMAN TAKEOVER …" while a human drives instead of the policy, else ""
     stats: str  # latency, starved ticks, chunks, takeovers as one line
     recording: str  # the rollout's episode, or the last kept one
     can_start: bool
@@ -425,7 +428,7 @@ class PolicySession:
             self.rig.loop.start_policy(runner, takeover=options.takeover)
         except (ValueError, RuntimeError) as exc:  # InvalidTransition is a RuntimeError
             raise PolicyRunError(one_line(exc)) from exc
-        rollout = Rollout(runner, load.spec, options.strategy.describe(), time.monotonic(),
+        rollout = Rollout(runner, load.spec, options.strategy.describe(), time.monotonic(), options.takeover,
                           takeovers_before=self.rig.loop.takeovers)
         self.rollout = rollout
         self.sent.clear()
@@ -544,6 +547,7 @@ class PolicySession:
             raise PolicyRunError("no policy is running")
         ok = bool(self.rig.loop.take_over("takeover button").result(timeout=2.0))
         if ok:
+            self.rollout.manual_takeover = True
             self._emit("takeover")
         return ok
 
@@ -580,11 +584,14 @@ class PolicySession:
         if latest is not None:
             gripper = (self.rig.robot.joint_to_gripper(float(latest.command[-1])), latest.state.gripper)
         mode = self.console.mode
+        if rollout is not None and mode is not Mode.INTERVENTION:
+            rollout.manual_takeover = False
         phase = self._phase(running, mode)
         return PolicyStatus(
             phase=phase, headline=self._headline(phase, rollout, success), policy=self.policy_text(),
             mode=mode, stopped=self.console.stopped, view=view, now_tick=None if latest is None else latest.tick,
-            success=success if rollout is not None else None, gripper=gripper, stats=self._stats_text(rollout, view),
+            success=success if rollout is not None else None, gripper=gripper,
+            banner=self._banner(rollout) if phase == "takeover" else "", stats=self._stats_text(rollout, view),
             recording=self._recording_text(rollout), can_start=self._can_start(), can_stop=running,
             can_take_over=running and mode is Mode.POLICY, can_hand_back=running and mode is Mode.INTERVENTION,
         )
@@ -621,6 +628,15 @@ class PolicySession:
             rearm = " (after Re-arm)" if self.console.stopped else ""
             return f"{rollout.stopped_by}: the robot holds. Policy {STOPPED_TEXT}{rearm}.{done}"
         return f"Policy {STOPPED_TEXT} ({rollout.elapsed_s:.1f} s run).{done}"
+
+    @staticmethod
+    def _banner(rollout: Rollout) -> str:
+        config = rollout.takeover
+        if rollout.manual_takeover or config is None or not config.auto_hand_back:
+            how = "press Hand back to give it the robot again"
+        else:
+            how = f"let go for {config.release_s:g} s or press Hand back"
+        return f"HUMAN TAKEOVER — you drive, the policy is paused ({how})"
 
     def policy_text(self) -> str:
         """The loaded policy, described ("" when none)."""

@@ -198,6 +198,7 @@ def test_takeover_by_the_input_and_by_button_is_recorded(qtbot, policy_window, h
     keyboard.press("w")
     qtbot.waitUntil(lambda: console.mode is Mode.INTERVENTION, timeout=2000)
     qtbot.waitUntil(lambda: tab.banner.isVisible() and "HUMAN TAKEOVER" in tab.banner.text(), timeout=2000)
+    assert "let go for 0.3 s" in tab.banner.text()
     assert tab.hand_back_button.isEnabled() and not tab.take_over_button.isEnabled()
     qtbot.wait(400)
     keyboard.release("w")
@@ -211,6 +212,7 @@ def test_takeover_by_the_input_and_by_button_is_recorded(qtbot, policy_window, h
     qtbot.wait(600)
     assert console.mode is Mode.INTERVENTION
     qtbot.waitUntil(lambda: tab.banner.isVisible(), timeout=2000)
+    assert "press Hand back" in tab.banner.text() and "let go" not in tab.banner.text()
     qtbot.mouseClick(tab.hand_back_button, LMB)
     assert console.mode is Mode.POLICY
     qtbot.wait(400)

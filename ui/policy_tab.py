@@ -14,6 +14,7 @@ import re
 
 from PySide6 import QtCore, QtWidgets
 
+from drivers.keyboard import KeyboardInput
 from policies.base import ActionKind, PolicyInfo
 from policies.strategies import BLENDS
 from teleop_app.policy_session import (
@@ -136,7 +137,6 @@ class PolicyTab(QtWidgets.QWidget):
         self.spec_edit.setPlaceholderText("checkpoint file, ws://HOST:PORT or http://HOST:PORT/act")
         self.spec_edit.setToolTip("A checkpoint file (loaded here), an openpi server (ws://HOST:PORT) or an "
                                   "OpenVLA deploy server (http://HOST:PORT/act)")
-        self.spec_edit.returnPressed.connect(self.load)
         self.spec_edit.textChanged.connect(lambda _: self._update_server_box())
         row.addWidget(self.spec_edit, 1)
         row.addWidget(self._button("Browse…", self._browse, "Choose a checkpoint file"))
@@ -461,7 +461,7 @@ class PolicyTab(QtWidgets.QWidget):
         device = self.takeover_input.currentData()
         if not device:
             self.takeover_hint.setText("Only the Take over button gives you control; the active input drives then.")
-        elif type(self.rig.inputs[device]).__name__ == "KeyboardInput":
+        elif isinstance(self.rig.inputs[device], KeyboardInput):
             self.takeover_hint.setText("Hold a motion key (W/S, A/D, R/F, …) to take over; let go to hand back.")
         else:
             self.takeover_hint.setText(f"Move the {device} to take over; let go to hand back.")
@@ -482,14 +482,9 @@ class PolicyTab(QtWidgets.QWidget):
         status = self.session.poll()
         self.last_status = status
         self.headline.setText(status.headline)
-        self.headline.setStyleSheet(PHASE_STYLE.get(status.phase, ""))
-        takeover = status.phase == "takeover"
-        if takeover:
-            release = self.release_spin.value()
-            how = (f"let go for {release:g} s or press Hand back" if self.auto_hand_back.isChecked()
-                   else "press Hand back")
-            self.banner.setText(f"HUMAN TAKEOVER — you drive, the policy is paused ({how})")
-        self.banner.setVisible(takeover)
+        _set_style(self.headline, PHASE_STYLE.get(status.phase, ""))
+        self.banner.setText(status.banner)
+        self.banner.setVisible(bool(status.banner))
         if status.view is not None and status.now_tick is not None and self.plots.plots:
             self.plots.show_curves(chunk_curves(status.view, status.now_tick, self.rig.loop.rate_hz,
                                                 self.plots.past_s, self.session.sent))
@@ -497,8 +492,7 @@ class PolicyTab(QtWidgets.QWidget):
         self.stats_label.setText(status.stats)
         self.success_label.setText("✓ SUCCESS — the robot reports the task done" if status.success else "")
         self.recording_label.setText(status.recording)
-        self.recording_label.setStyleSheet("color:#d33; font-weight:bold" if status.recording.startswith("●")
-                                           else "")
+        _set_style(self.recording_label, "color:#d33; font-weight:bold" if status.recording.startswith("●") else "")
         self.folder_label.setText(f"into {self.console.dataset_dir}")
         busy = self.loader.busy
         self.start_button.setEnabled(not status.can_stop and not busy)  # a refusal explains itself when clicked
@@ -519,10 +513,15 @@ class PolicyTab(QtWidgets.QWidget):
             ("Esc", "STOP: the robot holds; the policy is stopped (Re-arm, then Start to run it again)"),
             ("move the takeover input", "HUMAN TAKEOVER: the policy pauses and you drive; let go to hand back"),
             ("W/S A/D R/F …", "with Keyboard as the takeover input: take over and drive"),
-            ("Enter", "in the Policy field: Load / Connect"),
         ])]
 
     def shutdown(self) -> None:
         """Call when the window closes: ends a rollout (keeping its episode), waits for a load, closes the policy."""
         self.loader.wait(15_000)
         self.session.close()
+
+
+def _set_style(widget: QtWidgets.QWidget, css: str) -> None:
+    """Only when it changes: a style sheet re-polishes the widget, too costly to repeat at 30 Hz."""
+    if widget.styleSheet() != css:
+        widget.setStyleSheet(css)
