@@ -62,6 +62,7 @@ class Console:
         self.last_result: EpisodeResult | None = None
         self.message = ""  # the latest thing the operator should read (status line)
         self._seen_presses: dict[tuple[str, str], int] = {}
+        self._notes = ""  # the running episode's notes
         self._listeners: list[Callable[[str], None]] = []
         rig.kill.add_listener(lambda latched, reason: self._emit("kill"))
 
@@ -149,7 +150,7 @@ class Console:
             raise ConsoleError(f"{exc} — move the leader arm to match the robot, then try again") from exc
 
     # -- episodes ----------------------------------------------------------------------------
-    def start_episode(self) -> Path:
+    def start_episode(self, notes: str = "") -> Path:
         if self.recording:
             raise ConsoleError("an episode is already being recorded")
         if not self.task:
@@ -159,7 +160,8 @@ class Console:
         if self.mode is Mode.IDLE:
             self.set_teleop(True)
         try:
-            path = self.recorder.start_episode(self.task, operator=self.operator)
+            path = self.recorder.start_episode(self.task, operator=self.operator, notes=notes)
+            self._notes = notes
             self.rig.session.start_recording(reason="console")
         except (RecordingError, InvalidTransition) as exc:
             if self.recorder.recording:
@@ -181,7 +183,8 @@ class Console:
             self._emit("recording")
             raise ConsoleError(str(exc)) from exc
         if self.stopped:
-            edit.label(path, notes=f"stopped by the kill switch: {self.rig.kill.reason}")
+            kill_note = f"stopped by the kill switch: {self.rig.kill.reason}"
+            edit.label(path, notes=f"{self._notes}; {kill_note}" if self._notes else kill_note)
         outcome = {True: "success", False: "failure", None: "unlabelled"}[success]
         result = EpisodeResult(path, outcome, self.recorder.elapsed_s)
         return self._finished(result)

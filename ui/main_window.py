@@ -20,6 +20,7 @@ from ui.help_overlay import HelpOverlay, shortcut_sections
 from ui.live_view import LiveView
 from ui.recording_panel import EPISODE_KEYS
 from ui.compare_tab import CompareTab
+from ui.policy_tab import PolicyTab
 from ui.review_tab import ReviewTab
 
 STYLE = """
@@ -87,10 +88,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.live = LiveView(console)
         self.review = ReviewTab(self.bridge)
         self.compare = CompareTab(self.bridge)
+        self.policy_tab = PolicyTab(self.bridge)
         self.tabs = QtWidgets.QTabWidget()
         self.tabs.addTab(self.live, "Live")
         self.tabs.addTab(self.review, "Review")
         self.tabs.addTab(self.compare, "Compare")
+        self.tabs.addTab(self.policy_tab, "Policy")
         self.tabs.currentChanged.connect(lambda _: self._release_keys())
 
         central = QtWidgets.QWidget()
@@ -100,7 +103,8 @@ class MainWindow(QtWidgets.QMainWindow):
         layout.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
         self.help = HelpOverlay(central)
-        self.help.set_sections(shortcut_sections([*self.review.help_sections(), *self.compare.help_sections()]))
+        self.help.set_sections(shortcut_sections([*self.review.help_sections(), *self.compare.help_sections(),
+                                                  *self.policy_tab.help_sections()]))
 
         self.status_labels = {name: QtWidgets.QLabel() for name in ("loop", "drops", "recording", "disk", "gui")}
         self.message_label = QtWidgets.QLabel()
@@ -130,8 +134,11 @@ class MainWindow(QtWidgets.QMainWindow):
     def refresh(self) -> None:
         self.repaints.tick()
         self.console.poll_buttons()
-        if self.tabs.currentWidget() is self.live:
+        current = self.tabs.currentWidget()
+        if current is self.live:
             self.live.refresh()
+        elif current is self.policy_tab:
+            self.policy_tab.refresh()
         self.teleop_box.setChecked(self.console.mode in (Mode.TELEOP, Mode.INTERVENTION))
 
     def refresh_status(self) -> None:
@@ -261,13 +268,14 @@ class MainWindow(QtWidgets.QMainWindow):
                 return True
             return False
         focus = QtWidgets.QApplication.focusWidget()
-        if self.tabs.currentWidget() is not self.live or self.help.isVisible():
+        current = self.tabs.currentWidget()  # teleop keys drive on the Live tab, and take over on the Policy tab
+        if current not in (self.live, self.policy_tab) or self.help.isVisible():
             return False
         if isinstance(focus, TYPING_WIDGETS):
             if pressed and key in (QtCore.Qt.Key.Key_Return, QtCore.Qt.Key.Key_Enter):
                 focus.clearFocus()  # Enter finishes typing; the next Enter starts the episode
             return False
-        if pressed and not event.isAutoRepeat():
+        if pressed and not event.isAutoRepeat() and current is self.live:
             if key in _EPISODE_BY_KEY:
                 self.episode_action(_EPISODE_BY_KEY[key])
                 return True
@@ -312,6 +320,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.timer.stop()
         self.status_timer.stop()
         self._release_keys()
+        self.policy_tab.shutdown()  # keeps a running rollout's episode
         self.review.shutdown()
         self.compare.shutdown()
         self.save_settings()
