@@ -90,8 +90,9 @@ class Console:
 
     @property
     def episode_count(self) -> int:
-        """Episodes kept in the dataset folder (the trash not included)."""
-        return len(episode_files(self.dataset_dir))
+        """Episodes kept in the dataset folder (the trash and the one being recorded not included)."""
+        files = episode_files(self.dataset_dir)
+        return len([f for f in files if not (self.recording and f == self.recorder.path)])
 
     @property
     def active_input(self) -> str | None:

@@ -101,3 +101,12 @@ def test_discard_leaves_nothing_and_close_keeps_a_running_episode(console, tmp_p
     assert len(files) == 1
     with Episode.open(files[0]) as ep:
         assert ep.meta["success"] == "unknown" and ep.meta["status"] == "complete"
+
+
+def test_the_episode_being_recorded_is_not_counted_as_kept(console):
+    console.set_task("lift")
+    console.start_episode()
+    time.sleep(0.3)
+    assert console.recorder.path.exists() and console.episode_count == 0
+    console.keep(True)
+    assert console.episode_count == 1
