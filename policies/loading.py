@@ -19,7 +19,7 @@ from typing import Any
 
 from policies.base import Policy
 
-FILE_LOADERS: dict[str, str | Callable[..., Policy]] = {}
+FILE_LOADERS: dict[str, str | Callable[..., Policy]] = {".pt": "policies.builtin.checkpoint:load"}
 """Checkpoint suffix (``".pt"``) -> loader, as ``"module:function"`` or a callable."""
 
 

@@ -1,0 +1,36 @@
+"""Training settings of the built-in policy (no torch import: the CLI reads the defaults from here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+HEADS = ("continuous", "binned")
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    epochs: int = 30
+    head: str = "continuous"
+    include_failures: bool = False
+    seed: int = 0
+    image_size: int = 96
+    steps: int = 10
+    stride: int = 5
+    sample_every: int = 3  # ticks between samples
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    shift: int = 4  # pixels of random image shift
+    state_noise: float = 0.02  # rad, std of the noise added to the measured joints
+    channels: int = 16
+    threads: int = 2
+
+    def __post_init__(self) -> None:
+        if self.head not in HEADS:
+            raise ValueError(f"unknown head {self.head!r} (known: {', '.join(HEADS)})")
+        small = [name for name, value, least in (
+            ("epochs", self.epochs, 1), ("batch size", self.batch_size, 1), ("image size", self.image_size, 16),
+            ("steps", self.steps, 2), ("stride", self.stride, 1), ("sample spacing", self.sample_every, 1),
+            ("threads", self.threads, 1)) if value < least]
+        if small:
+            raise ValueError(f"training settings too small: {', '.join(small)}")
