@@ -29,6 +29,11 @@ its threshold (the constants below; the numbers are in every check's evidence):
     ≤ ``SMOOTH_HF_RATIO`` of it, its peaks are cut — peak over moving speed ≤
     ``SMOOTH_PEAK_RATIO`` of the human's (a policy that is uniformly slower keeps
     that ratio) — over a path length within ``PATH_SIMILAR`` of the human's.
+(f) ``jitter`` — the opposite: the policy's commands zig-zag (noisy predictions,
+    or jumps where one chunk hands over to the next): its high-frequency share is
+    ≥ ``JITTER_HF_RATIO`` × the human's and its path is longer, the lower end of
+    the path-length ratio's CI ≥ ``JITTER_PATH``. The extra path, covered at the
+    policy's own moving speed, is the time it accounts for.
 
 When the policy is slower and no check fires, the verdict says so ("no known
 cause found") and lists what was checked.
@@ -65,6 +70,8 @@ SMOOTH_HF_MIN = 0.01
 SMOOTH_HF_RATIO = 0.5
 SMOOTH_PEAK_RATIO = 0.85
 PATH_SIMILAR = (0.8, 1.25)
+JITTER_HF_RATIO = 2.0
+JITTER_PATH = 1.10
 FEW_EPISODES = 3
 
 THRESHOLDS = {
@@ -77,6 +84,8 @@ THRESHOLDS = {
     "smoothing": f"human high-frequency share ≥ {SMOOTH_HF_MIN:.0%} and the policy's ≤ {SMOOTH_HF_RATIO:g}× it, "
                  f"peak/moving speed ≤ {SMOOTH_PEAK_RATIO:g}× the human's, path length within "
                  f"{PATH_SIMILAR[0]:g}–{PATH_SIMILAR[1]:g}×",
+    "jitter": f"policy high-frequency share ≥ {JITTER_HF_RATIO:g}× the human's and the lower end of the 95% CI of "
+              f"the path-length ratio ≥ {JITTER_PATH:g}",
 }
 
 
@@ -386,7 +395,8 @@ def _checks(metrics: dict[str, MetricComparison], human: list[EpisodeMetrics],
     gap = _m(policy, "duration_s") - _m(human, "duration_s")
     p_active = _m(policy, "duration_s") - _m(policy, "idle_s")
     return [_check_idle(human, policy, gap), _check_rate(human, policy, p_active), _check_starvation(policy),
-            _check_actions(metrics, p_active), _check_smoothing(metrics, human, policy)]
+            _check_actions(metrics, p_active), _check_smoothing(metrics, human, policy),
+            _check_jitter(metrics, policy)]
 
 
 def _check_idle(human: list[EpisodeMetrics], policy: list[EpisodeMetrics], gap: float) -> Check:
@@ -493,3 +503,21 @@ def _check_smoothing(metrics: dict[str, MetricComparison], human: list[EpisodeMe
                  "open-loop / with a short async blend instead of a long ensemble",
                  measured={"hf_ratio": hf.ratio, "crest_ratio": crest, "peak_ratio": peak.ratio,
                            "path_ratio": path.ratio})
+
+
+def _check_jitter(metrics: dict[str, MetricComparison], policy: list[EpisodeMetrics]) -> Check:
+    hf, path = metrics["action_hf_share"], metrics["path_length_m"]
+    fired = (math.isfinite(hf.ratio) and hf.ratio >= JITTER_HF_RATIO and math.isfinite(path.ci_low)
+             and path.ci_low >= JITTER_PATH)
+    extra_m = path.policy.stat("mean") - path.human.stat("mean")
+    moving = _m(policy, "speed_active_mm_s")
+    explains = extra_m * 1000.0 / moving if fired and moving > 0 else None
+    evidence = [f"high-frequency share of commanded joint velocity: policy {fmt_value(hf.key, hf.policy.stat('mean'))}"
+                f" vs human {fmt_value(hf.key, hf.human.stat('mean'))} ({fmt_ratio(hf)})",
+                f"end-effector path: policy {path.policy.stat('mean'):.3f} m vs human {path.human.stat('mean'):.3f} m "
+                f"({fmt_ratio(path)})"]
+    return Check("jitter", "jittery actions (a zig-zag path longer than the human's)", fired, evidence,
+                 "blend where chunks hand over (async with a weighted blend, or a temporal ensemble), check that each "
+                 "chunk starts from the measured state, and train longer or on more demos if single predictions are "
+                 "noisy", explains_s=explains,
+                 measured={"hf_ratio": hf.ratio, "path_ratio": path.ratio, "path_ci_low": path.ci_low})

@@ -84,7 +84,8 @@ def task_at(tau: np.ndarray, b: np.ndarray = B, bursts: int = 0) -> tuple[np.nda
 
 def pick_episode(path: Path, *, seed: int = 0, rate: float = 100.0, speed: float = 1.0, idle_start: float = 0.2,
                  idle_end: float = 0.2, starve: tuple[int, int] | None = None, source: str = "human",
-                 bursts: int = 0, wiggle: float = 0.0, smooth_s: float = 0.0, success: str = "true") -> Path:
+                 bursts: int = 0, wiggle: float = 0.0, smooth_s: float = 0.0, jitter: float = 0.0,
+                 success: str = "true") -> Path:
     """A pick whose slowness has a known cause (see the module docstring).
 
     ``speed`` scales how fast τ runs (smaller actions per tick); ``starve=(run, wait)``
@@ -92,7 +93,9 @@ def pick_episode(path: Path, *, seed: int = 0, rate: float = 100.0, speed: float
     ``bursts`` makes the reach come in sin² bursts, ``wiggle`` adds a 6 Hz
     oscillation (rad) to the wrist-flex target (high-frequency content that does not
     move the end effector), ``smooth_s`` low-passes the arm targets with a causal
-    moving average of that length (what a temporal ensemble does). Small per-seed
+    moving average of that length (what a temporal ensemble does), ``jitter`` zig-zags
+    the end effector sideways by that many metres at 5 Hz while it moves (what a
+    noisy or badly blended policy does). Small per-seed
     variations of the target, speed and idle times keep the sets from being identical.
     """
     rng = np.random.default_rng(seed)
@@ -123,6 +126,9 @@ def pick_episode(path: Path, *, seed: int = 0, rate: float = 100.0, speed: float
     t_arr, tau_arr = np.array(t_list), np.array(tau_list)
     starved_arr = np.array(starved_list)
     ee, opening = task_at(tau_arr, b, bursts)
+    if jitter > 0:
+        moving = (tau_arr > 0) & (tau_arr < TASK_S)
+        ee[moving, 1] += jitter * np.sin(2 * np.pi * 5.0 * t_arr[moving])
     arm = np.zeros((len(t_arr), 5))
     arm[:, :3] = (ee - A) * RAD_PER_M
     arm[:, 3] = 0.3 + wiggle * np.sin(2 * np.pi * 6.0 * t_arr)

@@ -39,6 +39,7 @@ SCENARIOS = {  # name: (human options, policy options, the causes the diagnosis 
     "not_slower": ({}, {}, []),
     "rate_mismatch": ({}, {"rate": 50.0, "speed": 0.5}, ["rate_mismatch"]),  # the human's per-tick steps at 50 Hz
     "smoothing": ({"bursts": 4, "wiggle": 0.002}, {"bursts": 4, "smooth_s": 0.5, "speed": 0.95}, ["smoothing"]),
+    "jitter": ({}, {"jitter": 0.006, "speed": 0.85}, ["jitter"]),
 }
 
 
