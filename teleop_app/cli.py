@@ -35,12 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("devices", help="list attached cameras, SpaceMice and serial ports")
     p.add_argument("--json", action="store_true")
 
-    from teleop_app import cli_calibrate, cli_compare, cli_data, cli_policy
+    from teleop_app import cli_calibrate, cli_compare, cli_data, cli_policy, cli_train
 
     cli_data.add_parsers(sub)
     cli_calibrate.add_parser(sub)
     cli_policy.add_parsers(sub)
     cli_compare.add_parser(sub)
+    cli_train.add_parser(sub)
 
     args = parser.parse_args(argv)
     if args.command is None:
@@ -57,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         return cli_policy.run(args)
     if args.command == "compare":
         return cli_compare.run(args)
+    if args.command == "train":
+        return cli_train.run(args)
     return cli_data.run(args)
 
 
