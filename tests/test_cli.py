@@ -50,9 +50,9 @@ def test_scripted_teleop_lifts_the_cube_and_writes_stats(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["teleop", "--input", "scripted", "--seconds", "1"], "add --headless"),
     (["teleop", "--headless", "--input", "joystick", "--seconds", "1", "--no-cameras"], "has no input 'joystick'"),
     (["teleop", "--headless", "--rig", "/nope.toml", "--seconds", "1"], "rig file /nope.toml not found"),
+    (["gui", "--rig", "/nope.toml"], "rig file /nope.toml not found"),
 ])
 def test_mistakes_get_one_line_errors(args, message):
     out = run(*args)

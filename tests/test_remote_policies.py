@@ -280,8 +280,12 @@ def test_openvla_timeout_and_answer_forms(openvla):
 def test_checkpoint_files_go_to_the_registered_loader(tmp_path, monkeypatch):
     ckpt = tmp_path / "policy.pt"
     ckpt.write_bytes(b"weights")
-    with pytest.raises(PolicyLoadError, match="no policy loader for .pt files"):
-        load_policy(str(ckpt))
+    other = tmp_path / "policy.onnx"
+    other.write_bytes(b"weights")
+    with pytest.raises(PolicyLoadError, match="no policy loader for .onnx files"):
+        load_policy(str(other))
+    with pytest.raises(PolicyLoadError, match="policy.pt: not a built-in policy checkpoint"):
+        load_policy(str(ckpt))  # .pt goes to the built-in policy's loader, which names what is wrong
     with pytest.raises(PolicyLoadError, match="no such checkpoint file"):
         load_policy(str(tmp_path / "missing.pt"))
     monkeypatch.setitem(FILE_LOADERS, ".pt", "policy_helpers:load_hold")  # a lazy "module:function"
