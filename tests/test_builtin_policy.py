@@ -23,7 +23,7 @@ from policies.builtin.checkpoint import interpolate, read_checkpoint
 from policies.builtin.dataset import DatasetError, load_demos
 from policies.builtin.model import BuiltinConfig, Normalization, decode_targets, encode_task
 from policies.builtin.options import TrainOptions
-from policies.builtin.train import train
+from policies.builtin.train import soft_labels, train
 from policies.loading import PolicyLoadError, load_policy
 from policies.observation import Observation
 from recordings import edit
@@ -127,6 +127,15 @@ def test_normalization_round_trip_and_bins_within_half_a_step():
     config = net_config(head="binned", steps=4)
     logits = np.eye(256)[tok.tokenize(inside)] * 5.0
     np.testing.assert_allclose(decode_targets(logits, config, norm).reshape(500, -1), back)
+
+
+def test_binned_labels_spread_over_neighbouring_bins():
+    labels = soft_labels(256, 2.0)
+    np.testing.assert_allclose(labels.sum(dim=1), 1.0, atol=1e-6)
+    assert labels.argmax(dim=1).tolist() == list(range(256))
+    assert labels[100, 99] == labels[100, 101] and labels[100, 102] < labels[100, 101] < labels[100, 100]
+    assert labels[0, 0] > labels[100, 100]  # the edge bins keep the mass that would fall outside
+    assert torch.equal(soft_labels(8, 0.0), torch.eye(8))
 
 
 def test_interpolation_gives_one_target_per_tick():

@@ -38,6 +38,7 @@ from policies.tokenizer import ActionTokenizer
 PAD, UNKNOWN = 0, 1  # word ids reserved in every vocabulary
 MIN_STD = 1e-3  # rad: a joint that barely varies is scaled as if it varied this much
 MIN_RANGE = 1e-3  # rad: the narrowest bin range of the binned head
+SLOT_DIM = 32  # features per (step, joint) slot of the binned head
 
 
 @dataclass(frozen=True)
@@ -212,10 +213,10 @@ class BuiltinNet(nn.Module):
         if config.head == "continuous":
             self.head = nn.Linear(h, slots)
         else:
-            # One small classifier shared by every (step, joint) slot, told which slot by a learned query:
-            # far fewer weights than a linear layer to slots * bins logits.
-            self.queries = nn.Parameter(torch.randn(slots, h) * 0.02)
-            self.head = nn.Sequential(nn.ReLU(inplace=False), nn.Linear(h, config.bins))
+            # Each (step, joint) slot gets its own small feature vector, one classifier shared by all
+            # slots turns it into bin logits: far fewer weights than a linear layer to slots * bins logits.
+            self.head = nn.Sequential(nn.Linear(h, slots * SLOT_DIM), nn.Unflatten(1, (slots, SLOT_DIM)),
+                                      nn.ReLU(inplace=True), nn.Linear(SLOT_DIM, config.bins))
 
     def forward(self, images: torch.Tensor, state: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
         """``images`` ``[B, cameras, 3, S, S]`` uint8 or floats in [0, 1]; ``state`` standardized ``[B, dim]``
@@ -228,4 +229,4 @@ class BuiltinNet(nn.Module):
         x = self.trunk(torch.cat([*feats, state[:, :-1], self.task(words)], dim=1))
         if self.config.head == "continuous":
             return self.head(x).reshape(-1, self.config.steps, self.config.dim)
-        return self.head(x[:, None, :] + self.queries[None])
+        return self.head(x)

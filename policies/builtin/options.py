@@ -9,7 +9,7 @@ HEADS = ("continuous", "binned")
 
 @dataclass(frozen=True)
 class TrainOptions:
-    epochs: int = 30
+    epochs: int = 20
     head: str = "continuous"
     include_failures: bool = False
     seed: int = 0
@@ -22,6 +22,7 @@ class TrainOptions:
     weight_decay: float = 1e-4
     shift: int = 4  # pixels of random image shift
     state_noise: float = 0.02  # rad, std of the noise added to the measured joints
+    label_sigma: float = 2.0  # bins, spread of the binned head's labels
     channels: int = 16
     threads: int = 2
 

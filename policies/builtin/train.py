@@ -115,11 +115,13 @@ class _Batches:
         self.state = torch.from_numpy(norm.state(demos.state).astype(np.float32))
         self.noise = torch.from_numpy((options.state_noise / norm.state_std).astype(np.float32))
         self.words = torch.from_numpy(demos.words)
+        self.soft: torch.Tensor | None = None
         if config.head == "continuous":
             self.target = torch.from_numpy(norm.targets(demos.targets).astype(np.float32))
         else:
             tokens = norm.tokenizer(config.bins).tokenize(demos.targets.reshape(len(demos), -1))
             self.target = torch.from_numpy(tokens)
+            self.soft = soft_labels(config.bins, options.label_sigma)
         self.targets = demos.targets
         self.shift = options.shift
         self.gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
@@ -131,7 +133,22 @@ class _Batches:
         if augment:
             images = random_shift(images, self.shift, self.gen)
             state = state + torch.randn(state.shape, generator=self.gen) * self.noise
-        return images, state, self.words[i], self.target[i]
+        target = self.target[i] if self.soft is None else self.soft[self.target[i]]
+        return images, state, self.words[i], target
+
+
+def soft_labels(bins: int, sigma: float) -> torch.Tensor:
+    """Row ``k``: the label distribution for bin ``k``, a Gaussian of ``sigma`` bins around it.
+
+    Hard one-bin labels make a neighbouring bin as wrong as a far one; spreading
+    the label over the neighbours (as HL-Gauss does for value regression) trains
+    a 256-bin head far faster. ``sigma`` 0 gives one-hot rows.
+    """
+    k = torch.arange(bins, dtype=torch.float32)
+    if sigma <= 0:
+        return torch.eye(bins)
+    p = torch.exp(-0.5 * ((k[None, :] - k[:, None]) / sigma) ** 2)
+    return p / p.sum(dim=1, keepdim=True)
 
 
 def random_shift(images: torch.Tensor, pad: int, gen: torch.Generator) -> torch.Tensor:
@@ -151,7 +168,7 @@ def _loss(net: BuiltinNet, config: BuiltinConfig, images: torch.Tensor, state: t
     out = net(images, state, words)
     if config.head == "continuous":
         return F.l1_loss(out, target)
-    return F.cross_entropy(out.reshape(-1, config.bins), target.reshape(-1))
+    return F.cross_entropy(out.reshape(-1, config.bins), target.reshape(-1, config.bins))
 
 
 def _error_rad(net: BuiltinNet, config: BuiltinConfig, norm: Normalization, batches: _Batches,
