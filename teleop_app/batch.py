@@ -1,6 +1,8 @@
 """Recording a batch of episodes without a window: `collect` (human or scripted input) and `run-policy`.
 
-Each episode: reset the scene, let the caller hand the robot over (``begin``),
+Each episode: reset the scene, wait until every camera shows the new scene (so
+neither the first recorded frames nor a policy's first observation show the
+previous episode), let the caller hand the robot over (``begin``),
 record until the robot reports success (plus ``after_success`` seconds), the time
 runs out, or the kill switch latches; then take the robot back (``end``) and label
 the episode from the robot's own success detector. A kill ends the batch: the
@@ -21,6 +23,9 @@ from recordings import edit
 from recordings.recorder import Recorder
 from teleop_app.progress import Progress
 from teleop_app.rig import Rig
+
+
+FRESH_FRAME_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,16 @@ class Batch:
                   "with that note", file=err)
 
 
+def wait_for_fresh_frames(rig: Rig, since: float, timeout: float = FRESH_FRAME_TIMEOUT_S) -> bool:
+    """Wait until every camera has a frame captured after ``since``; False if one had none within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all((f := cam.latest()) is not None and f.t_capture > since for cam in rig.cameras.values()):
+            return True
+        time.sleep(0.01)
+    return False
+
+
 def record_episodes(
     rig: Rig,
     recorder: Recorder,
@@ -71,6 +86,7 @@ def record_episodes(
         for i in range(episodes):
             progress(i, episodes, f"episode {i + 1}")
             rig.loop.reset_scene(None if seed is None else seed + i).result(timeout=5)
+            wait_for_fresh_frames(rig, since=time.monotonic())
             begin()
             rig.session.start_recording(reason=label)
             path = recorder.start_episode(task, operator=operator, notes=notes)
