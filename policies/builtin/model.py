@@ -17,7 +17,8 @@ before the cube was reached. Whether to close has to come from the images.
 Heads: ``continuous`` regresses the standardized targets (L1 loss); ``binned``
 classifies each target into one of ``bins`` uniform bins between the data's
 1st and 99th percentile of that step and joint (cross-entropy), RT-2 style, with
-:class:`policies.tokenizer.ActionTokenizer` doing the binning.
+:class:`policies.tokenizer.ActionTokenizer` doing the binning; it answers bin
+centres (see :func:`decode_targets`).
 """
 
 from __future__ import annotations
@@ -152,11 +153,20 @@ class Normalization:
 
 
 def decode_targets(out: np.ndarray, config: BuiltinConfig, norm: Normalization) -> np.ndarray:
-    """The network's output for a batch to joint targets ``[B, steps, dim]`` in robot units
-    (the binned head's most likely bin, at its centre)."""
+    """The network's output for a batch to joint targets ``[B, steps, dim]`` in robot units.
+
+    The binned head answers the centre of each slot's median bin (the bin where
+    the predicted distribution's cumulative probability reaches one half), not of
+    its most likely bin: while the arm descends, the demonstrated speeds spread the
+    "keep going" probability over many bins and a single bin of "stay" can be the
+    most likely one, which stalled the arm above the cube in rollouts.
+    """
     if config.head == "continuous":
         return norm.untargets(out)
-    tokens = np.asarray(out).argmax(-1)
+    logits = np.asarray(out, dtype=np.float64)
+    p = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    cdf = np.cumsum(p, axis=-1)
+    tokens = (cdf >= 0.5 * cdf[..., -1:]).argmax(axis=-1)
     return norm.tokenizer(config.bins).detokenize(tokens).reshape(len(tokens), config.steps, config.dim)
 
 
