@@ -47,12 +47,14 @@ def outcomes(stdout: str) -> list[tuple[str, bool, float]]:
 
 
 def collect(folder: Path, n: int, seed: int) -> dict:
+    """A watchdog stop (a busy machine) ends the batch early: ``exit_code`` 1 and fewer ``episodes``."""
     t0 = time.monotonic()
     proc = cli("collect", "--headless", "--input", "scripted", "--episodes", str(n), "--seconds", "20",
                "--task", TASK, "--out", str(folder), "--seed", str(seed))
     rows = outcomes(proc.stdout)
+    ok = [s for _, success, s in rows if success]
     return {"seconds": time.monotonic() - t0, "exit_code": proc.returncode, "episodes": len(rows),
-            "successful": sum(1 for _, ok, _ in rows if ok)}
+            "successful": len(ok), "mean_successful_episode_s": sum(ok) / len(ok) if ok else None}
 
 
 def train_policy(folder: Path, out: Path, options: TrainOptions) -> dict:
@@ -105,7 +107,7 @@ def rollouts(checkpoint: Path, folder: Path, n: int, seed: int, strategy: str, e
     runner = (loop.get("policy") or {}).get("runner") or {}
     return {"seconds": time.monotonic() - t0, "exit_code": proc.returncode, "strategy": strategy, "options": extra,
             "rollouts": len(rows), "successes": len(ok), "success_rate": len(ok) / len(rows) if rows else 0.0,
-            "mean_time_to_success_s": sum(ok) / len(ok) if ok else None,
+            "mean_successful_episode_s": sum(ok) / len(ok) if ok else None,  # ends --after-success (1 s) after success
             "answer_latency_ms": runner.get("latency_ms"), "loop_hz": loop.get("achieved_hz")}
 
 

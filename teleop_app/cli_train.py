@@ -31,10 +31,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from policies.builtin.dataset import DatasetError
+    from recordings.reader import EpisodeError
 
     try:
         return _train(args)
-    except (DatasetError, ValueError, OSError) as exc:
+    except (DatasetError, EpisodeError, ValueError, OSError) as exc:
         print(f"teleop-app: {exc}", file=sys.stderr)
         return 2
 

@@ -239,6 +239,10 @@ def no_cameras(f):
     f.attrs["cameras"] = "[]"
 
 
+def keep_no_tick(f):
+    f.attrs["kept_start"], f.attrs["kept_end"] = 0.505, 0.509  # ticks are 10 ms apart, jittered by < 4 ms
+
+
 def other_joints(f):
     f.attrs["joint_names"] = json.dumps(["a", "b", "c", "d", "e", "gripper"])
 
@@ -252,7 +256,9 @@ def other_joints(f):
      "episode_000002.h5 has no camera front (it has: side); the policy needs front"),
     (lambda folder, tmp: copy_with(folder, tmp, "joints", other_joints),
      "episode_000002.h5 has joints a, b, c, d, e, gripper but episode_000001.h5 has shoulder_pan"),
-], ids=["missing", "empty", "no-success", "camera", "joints"])
+    (lambda folder, tmp: copy_with(folder, tmp, "trim", keep_no_tick),
+     "episode_000002.h5: no tick in its kept range (widen its trim)"),
+], ids=["missing", "empty", "no-success", "camera", "joints", "trim"])
 def test_folders_it_cannot_train_on_are_one_line_errors(demos_dir, tmp_path, capsys, setup, message):
     folder, _ = demos_dir
     two = tmp_path / "two"

@@ -166,6 +166,8 @@ def _check_compatible(ep: Episode, first: Episode, joints: tuple[str, ...], rate
     if float(ep.meta["control_rate_hz"]) != rate:
         raise DatasetError(f"{name} was recorded at {ep.meta['control_rate_hz']:g} Hz, {first.path.name} at "
                            f"{rate:g} Hz: train on episodes of one control rate")
+    if ep.tick_count() == 0:
+        raise DatasetError(f"{name}: no tick in its kept range (widen its trim)")
     missing = [c for c in cameras if c not in ep.camera_names]
     if missing:
         raise DatasetError(f"{name} has no camera {', '.join(missing)} (it has: "
