@@ -212,6 +212,15 @@ def test_settings_are_remembered(qtbot, rig_file, settings, tmp_path):
     window.resize(790, 720)  # the offscreen screen is 800 px wide
     window.tabs.setCurrentIndex(1)
     size = (window.width(), window.height())
+    tab = window.policy_tab
+    tab.spec_edit.setText("ws://gpu-box:8000")
+    tab.strategy.setCurrentIndex(tab.strategy.findData("ensemble"))
+    tab.k_spin.setValue(0.25)
+    tab.blend.setCurrentIndex(tab.blend.findData("weighted"))
+    tab.takeover_input.setCurrentIndex(tab.takeover_input.findData(""))
+    tab.auto_hand_back.setChecked(False)
+    tab.record_box.setChecked(True)
+    window.compare.set_sets(tmp_path / "demos", tmp_path / "rollouts")
     window.close()
     console.close()
 
@@ -222,6 +231,14 @@ def test_settings_are_remembered(qtbot, rig_file, settings, tmp_path):
         assert console.dataset_dir == tmp_path / "first"
         assert console.active_input == "scripted"
         assert window.tabs.currentIndex() == 1 and (window.width(), window.height()) == size
+        tab = window.policy_tab
+        assert tab.spec_edit.text() == "ws://gpu-box:8000" and tab.server_box.isVisibleTo(tab)
+        options = tab.run_options()
+        assert options.strategy.name == "ensemble" and options.strategy.k == 0.25
+        assert options.strategy.blend == "weighted" and options.takeover is None and options.record
+        assert tab.strategy_pages.currentIndex() == 1 and not tab.release_spin.isEnabled()
+        assert window.compare.human_edit.text() == str(tmp_path / "demos")
+        assert window.compare.policy_edit.text() == str(tmp_path / "rollouts") and window.compare.mode == "sets"
     finally:
         window.close()
         console.close()

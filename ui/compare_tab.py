@@ -253,6 +253,10 @@ class CompareTab(QtWidgets.QWidget):
         self._update_source_label()
         self._update_actions()
 
+    def remembered_fields(self) -> dict[str, QtWidgets.QWidget]:
+        """The fields the window keeps between runs."""
+        return {"by_source": self.mode_source, "human": self.human_edit, "policy": self.policy_edit}
+
     def set_sets(self, human: str | Path, policy: str | Path) -> None:
         """Fill in two folders/globs (the "Folders or globs" mode)."""
         self._set_mode("sets")

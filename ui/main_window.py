@@ -21,6 +21,7 @@ from ui.live_view import LiveView
 from ui.recording_panel import EPISODE_KEYS
 from ui.compare_tab import CompareTab
 from ui.policy_tab import PolicyTab
+from ui.remembered import restore_fields, save_fields
 from ui.review_tab import ReviewTab
 
 STYLE = """
@@ -300,6 +301,8 @@ class MainWindow(QtWidgets.QMainWindow):
         splitter = s.value("live_splitter")
         if splitter is not None:
             self.live.splitter.restoreState(splitter)
+        restore_fields(s, "policy_tab", self.policy_tab.remembered_fields())
+        restore_fields(s, "compare_tab", self.compare.remembered_fields())
         tab = s.value("tab")
         if tab is not None:
             self.tabs.setCurrentIndex(int(tab))
@@ -310,6 +313,8 @@ class MainWindow(QtWidgets.QMainWindow):
         s.setValue("size", self.size())
         s.setValue("live_splitter", self.live.splitter.saveState())
         s.setValue("tab", self.tabs.currentIndex())
+        save_fields(s, "policy_tab", self.policy_tab.remembered_fields())
+        save_fields(s, "compare_tab", self.compare.remembered_fields())
         s.setValue("task", self.console.task)
         s.setValue("dataset_dir", str(self.console.dataset_dir))
         if self.console.active_input:

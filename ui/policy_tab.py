@@ -515,6 +515,18 @@ class PolicyTab(QtWidgets.QWidget):
             ("W/S A/D R/F …", "with Keyboard as the takeover input: take over and drive"),
         ])]
 
+    def remembered_fields(self) -> dict[str, QtWidgets.QWidget]:
+        """The fields the window keeps between runs (the task is the console's, kept by the window)."""
+        fields = {"policy": self.spec_edit, "actions": self.action_kind, "chunk_length": self.chunk_spin,
+                  "observation": self.obs_map, "timeout_s": self.timeout_spin, "strategy": self.strategy,
+                  "replan_every": self.replan_spin, "k": self.k_spin, "threshold": self.threshold_spin,
+                  "blend": self.blend, "takeover_input": self.takeover_input, "twist_threshold": self.twist_spin,
+                  "joint_threshold": self.joint_spin, "auto_hand_back": self.auto_hand_back,
+                  "release_s": self.release_spin, "record": self.record_box}
+        if self.rig.robot.can_reset_scene:  # a real robot never resets itself, whatever a sim run chose
+            fields["reset_scene"] = self.reset_box
+        return fields
+
     def shutdown(self) -> None:
         """Call when the window closes: ends a rollout (keeping its episode), waits for a load, closes the policy."""
         self.loader.wait(15_000)

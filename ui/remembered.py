@@ -1,0 +1,62 @@
+"""Form fields remembered between runs: one QSettings group per tab, one key per widget.
+
+Values go through QSettings as text (the INI backend gives strings back), so each
+widget kind has its own way in and out. A remembered choice that no longer exists
+(a combo item gone, a value outside the range) leaves the widget's default alone.
+"""
+
+from __future__ import annotations
+
+from PySide6 import QtCore, QtWidgets
+
+# Line edits, spin boxes, combo boxes (by item data) and check or radio buttons.
+Field = QtWidgets.QWidget
+
+
+def save_fields(settings: QtCore.QSettings, group: str, fields: dict[str, Field]) -> None:
+    settings.beginGroup(group)
+    try:
+        for key, widget in fields.items():
+            settings.setValue(key, _value(widget))
+    finally:
+        settings.endGroup()
+
+
+def restore_fields(settings: QtCore.QSettings, group: str, fields: dict[str, Field]) -> None:
+    settings.beginGroup(group)
+    try:
+        for key, widget in fields.items():
+            if settings.contains(key):
+                _set(widget, str(settings.value(key)))
+    finally:
+        settings.endGroup()
+
+
+def _value(widget: Field) -> str:
+    if isinstance(widget, QtWidgets.QLineEdit):
+        return widget.text()
+    if isinstance(widget, (QtWidgets.QSpinBox, QtWidgets.QDoubleSpinBox)):
+        return repr(widget.value())
+    if isinstance(widget, QtWidgets.QComboBox):
+        data = widget.currentData()
+        return "" if data is None else str(data)
+    return "true" if widget.isChecked() else "false"
+
+
+def _set(widget: Field, text: str) -> None:
+    if isinstance(widget, QtWidgets.QLineEdit):
+        widget.setText(text)
+    elif isinstance(widget, (QtWidgets.QSpinBox, QtWidgets.QDoubleSpinBox)):
+        try:
+            value = float(text)
+        except ValueError:
+            return
+        if widget.minimum() <= value <= widget.maximum():
+            widget.setValue(int(value) if isinstance(widget, QtWidgets.QSpinBox) else value)
+    elif isinstance(widget, QtWidgets.QComboBox):
+        index = next((i for i in range(widget.count())
+                      if ("" if widget.itemData(i) is None else str(widget.itemData(i))) == text), -1)
+        if index >= 0:
+            widget.setCurrentIndex(index)
+    elif widget.isCheckable():
+        widget.setChecked(text == "true")
