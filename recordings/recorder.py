@@ -107,6 +107,12 @@ class Recorder:
         return (self._t_last_tick or writer.t0) - writer.t0
 
     @property
+    def has_ticks(self) -> bool:
+        """The episode holds its first tick (stopping it now saves a file)."""
+        writer = self._writer
+        return writer is not None and writer.t0 is not None
+
+    @property
     def counts(self) -> dict[str, int]:
         """Rows written so far: ``ticks`` and one entry per camera."""
         return dict(self._counts)

@@ -26,6 +26,7 @@ from teleop_app.rig import Rig
 
 
 FRESH_FRAME_TIMEOUT_S = 5.0
+FIRST_TICK_TIMEOUT_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -75,10 +76,13 @@ def record_episodes(
     seed: int | None = None,
     after_success: float = 1.0,
     begin: Callable[[], None] = lambda: None,
-    end: Callable[[], None] = lambda: None,
+    end: Callable[[], str | None] = lambda: None,
     label: str = "episode",
 ) -> Batch:
-    """Record ``episodes`` episodes of at most ``seconds`` each; scene ``i`` is reset with ``seed + i``."""
+    """Record ``episodes`` episodes of at most ``seconds`` each; scene ``i`` is reset with ``seed + i``.
+
+    What ``end`` returns (if anything) is added to that episode's notes.
+    """
     outcomes: list[Outcome] = []
     stopped = None
     progress = Progress(label)
@@ -91,6 +95,10 @@ def record_episodes(
             rig.session.start_recording(reason=label)
             path = recorder.start_episode(task, operator=operator, notes=notes)
             t0 = time.monotonic()
+            # The loop ticks even while killed (it holds): wait for the first tick, so that a kill in
+            # the first milliseconds still leaves an episode that shows it.
+            while not recorder.has_ticks and time.monotonic() - t0 < FIRST_TICK_TIMEOUT_S:
+                time.sleep(0.005)
             t_success = None
             while time.monotonic() - t0 < seconds and not rig.kill.latched:
                 if t_success is None and rig.robot.success():
@@ -102,10 +110,14 @@ def record_episodes(
             success = bool(rig.robot.success()) and killed is None
             recorder.stop_episode(success=success)
             rig.session.stop_recording(reason=label)
-            end()
+            more = [end()]
             outcomes.append(Outcome(path, success, time.monotonic() - t0))
             if killed is not None:
-                edit.label(path, notes=f"{notes + '; ' if notes else ''}stopped by the kill switch: {killed}")
+                more.append(f"stopped by the kill switch: {killed}")
+            more = [m for m in more if m]
+            if more:
+                edit.label(path, notes="; ".join([notes, *more] if notes else more))
+            if killed is not None:
                 stopped = killed
                 break
         progress(episodes, episodes, "done")

@@ -51,6 +51,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--after-success", type=float, default=1.0,
                    help="keep recording this long after the sim reports success (s)")
     p.add_argument("--stats-json", type=Path, default=None, help="write loop and policy statistics here")
+    p.add_argument("--takeover", default=None, metavar="INPUT",
+                   help="an input of the rig (e.g. spacemouse, leader) whose motion pauses the policy and gives "
+                        "you control; those ticks are recorded as intervention (default: no takeover)")
+    p.add_argument("--hand-back-after", type=float, default=1.0, metavar="S",
+                   help="with --takeover: give control back to the policy after S seconds without motion "
+                        "(0: the human keeps it until the rollout ends)")
+    p.add_argument("--takeover-twist", type=float, default=None,
+                   help="with --takeover: a twist above this (m/s, rad/s) is a takeover (default 0.02)")
+    p.add_argument("--takeover-joints", type=float, default=None,
+                   help="with --takeover: a leader joint moving more than this (rad) is a takeover (default 0.05)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -107,6 +117,27 @@ def _key_stream(item: str) -> tuple[str, str]:
     return key, stream
 
 
+def _takeover(args: argparse.Namespace, rig: Any) -> Any:
+    """The takeover configuration from the command line, or None without ``--takeover``."""
+    from teleop_app.takeover import TakeoverConfig
+
+    if args.takeover is None:
+        if args.takeover_twist is not None or args.takeover_joints is not None:
+            raise ValueError("--takeover-twist and --takeover-joints need --takeover INPUT")
+        return None
+    if args.takeover not in rig.inputs:
+        raise ValueError(f"--takeover {args.takeover}: this rig has no such input (it has: "
+                         f"{', '.join(rig.inputs) or 'none'})")
+    if args.hand_back_after < 0:
+        raise ValueError("--hand-back-after must be ≥ 0")
+    defaults = TakeoverConfig()
+    return TakeoverConfig(
+        input=args.takeover,
+        twist_threshold=defaults.twist_threshold if args.takeover_twist is None else args.takeover_twist,
+        joint_threshold=defaults.joint_threshold if args.takeover_joints is None else args.takeover_joints,
+        auto_hand_back=args.hand_back_after > 0, release_s=args.hand_back_after or defaults.release_s)
+
+
 def _run_policy(args: argparse.Namespace) -> int:
     from policies.loading import load_policy
     from policies.runner import PolicyRunner
@@ -125,6 +156,7 @@ def _run_policy(args: argparse.Namespace) -> int:
     if args.no_cameras:
         config = config.without_cameras()
     rig = build_rig(config)
+    takeover = _takeover(args, rig)
     policy = load_policy(args.policy, **_server_options(args, rig))
     try:
         strategy = make_strategy(args.strategy, policy.info.chunk_length, replan_every=args.replan_every,
@@ -133,13 +165,21 @@ def _run_policy(args: argparse.Namespace) -> int:
                                       image_size=(args.image_size, args.image_size))
         args.out.mkdir(parents=True, exist_ok=True)
         rig.start()
+        counted = 0  # takeovers in the episodes before this one
+
+        def end() -> str | None:
+            nonlocal counted
+            rig.loop.stop_policy(Mode.IDLE)
+            n, counted = rig.loop.takeovers - counted, rig.loop.takeovers
+            return f"{n} human takeover(s)" if n else None
+
         try:
             batch = record_episodes(
                 rig, Recorder.for_rig(rig, args.out), episodes=args.episodes, seconds=args.seconds,
                 task=args.task, operator=args.operator, notes=f"policy {args.policy}, strategy {args.strategy}",
                 seed=args.seed, after_success=args.after_success, label="run-policy",
-                begin=lambda: (runner.reset(), rig.loop.start_policy(runner)),
-                end=lambda: rig.loop.stop_policy(Mode.IDLE),
+                begin=lambda: (runner.reset(), rig.loop.start_policy(runner, takeover=takeover)),
+                end=end,
             )
         finally:
             rig.close()
@@ -151,7 +191,9 @@ def _run_policy(args: argparse.Namespace) -> int:
     pol = stats["policy"]
     lat = pol["runner"]["latency_ms"] if pol["runner"] else {}
     print(f"{pol['starved_ticks']} of {pol['ticks']} policy ticks starved (longest {pol['longest_stall_ticks']}), "
-          f"answer latency p50 {lat.get('p50') or 0:.0f} ms / max {lat.get('max') or 0:.0f} ms", file=sys.stderr)
+          f"answer latency p50 {lat.get('p50') or 0:.0f} ms / max {lat.get('max') or 0:.0f} ms"
+          + (f"; {pol['takeovers']} human takeover(s), {pol['intervention_ticks']} intervention ticks"
+             if takeover is not None else ""), file=sys.stderr)
     if args.stats_json:
         args.stats_json.write_text(json.dumps(stats, indent=2))
     return 1 if batch.stopped is not None else 0

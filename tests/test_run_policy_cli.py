@@ -43,6 +43,8 @@ def expert_server(monkeypatch):
     fail_at = {}
 
     def respond(obs, n):
+        if fail_at.get("hold"):  # a policy that does nothing: the arm stays where it is
+            return "reply", {"actions": np.tile([0, 0, 0, 0, 0, 0, 1.0], (CHUNK, 1)).astype(np.float32)}
         if n == fail_at.get("n"):
             return "error", "Traceback (most recent call last):\nRuntimeError: CUDA error: device-side assert"
         if not experts:
@@ -101,7 +103,42 @@ def test_a_server_error_stops_the_run_and_labels_the_episode(expert_server, tmp_
     assert after.index("kill") <= 1 and set(after[after.index("kill"):]) == {"kill"}
 
 
+def test_a_policy_that_fails_its_first_answer_still_leaves_an_episode(expert_server, tmp_path, capsys):
+    """The kill comes before the recorder's first tick: the episode still holds the moment (the robot holding)."""
+    expert_server.fail_at["n"] = 1
+    code = run_cli(["run-policy", "--policy", expert_server.url, "--episodes", "2", "--headless", "--task", "pick",
+                    "--out", str(tmp_path), "--no-cameras", "--action-kind", "ee_delta", *STATE_MAP])
+    err = capsys.readouterr().err
+    assert code == 1 and "stopped by the kill switch (policy: openpi server error" in err, err
+    [path] = tmp_path.glob("episode_*.h5")
+    with Episode.open(path) as ep:
+        assert ep.meta["success"] == "false" and "CUDA error" in ep.meta["notes"] and ep.tick_count() >= 1
+
+
+def test_a_human_takes_over_with_an_input_of_the_rig(expert_server, tmp_path, capsys):
+    """The policy holds still; the scripted expert, named as the takeover input, moves and finishes the task."""
+    expert_server.fail_at["hold"] = True
+    code = run_cli(["run-policy", "--policy", expert_server.url, "--episodes", "2", "--headless", "--seconds", "25",
+                    "--task", "pick", "--out", str(tmp_path), "--no-cameras", "--seed", "3", "--action-kind",
+                    "ee_delta", "--chunk-length", str(CHUNK), "--takeover", "scripted", "--hand-back-after", "0",
+                    *STATE_MAP])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "2/2 successful rollouts" in err and "2 human takeover(s)" in err
+    for path in sorted(tmp_path.glob("episode_*.h5")):
+        with Episode.open(path) as ep:
+            assert ep.meta["success"] == "true" and ep.meta["notes"].endswith("; 1 human takeover(s)")
+            ticks = ep.ticks()
+        sources = ticks["source_names"][ticks["source"]]
+        assert set(sources) <= {"policy", "intervention"} and sources[-1] == "intervention"
+        assert np.mean(sources == "intervention") > 0.9  # the expert moves from the first ticks on
+
+
 @pytest.mark.parametrize("argv, message", [
+    (["--policy", "ws://127.0.0.1:9", *STATE_MAP, "--takeover", "spacemouse"],
+     "--takeover spacemouse: this rig has no such input (it has: scripted, keyboard)"),
+    (["--policy", "ws://127.0.0.1:9", *STATE_MAP, "--takeover-twist", "0.1"],
+     "--takeover-twist and --takeover-joints need --takeover INPUT"),
     (["--policy", "/no/such/policy.pt"], "no such checkpoint file"),
     (["--policy", "ws://127.0.0.1:9", *STATE_MAP], "cannot connect to the openpi server ws://127.0.0.1:9"),
     (["--policy", "ws://127.0.0.1:9"], "the observation map uses camera(s) front, wrist but the rig has none"),
