@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import stat
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from drivers.base import Camera, DeviceError
+from drivers.streams import ReaderThread
 from drivers.types import Frame
 
 AT_END = ("stop", "loop")
@@ -107,8 +107,7 @@ class OpenCVCamera(Camera):
         self._state = "stopped"
         self._t_last = 0.0  # host time of the newest frame (or of the start)
         self._seq = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._reader = ReaderThread()
 
     # -- state ---------------------------------------------------------------------------------
     @property
@@ -133,22 +132,17 @@ class OpenCVCamera(Camera):
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
         """Open the source and read its first frame; :class:`DeviceError` (one line) if either fails."""
-        if self._thread is not None:
+        if self._reader.running:
             return
         cap = self._open()
         self._seq = 0
-        self._stop.clear()
         self.error = None
         player = _Player(self, cap)
         player.first()
-        self._thread = threading.Thread(target=self._run, args=(player,), name=f"opencv-{self.name}", daemon=True)
-        self._thread.start()
+        self._reader.start(self._run, player, name=f"opencv-{self.name}")
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
-            self._thread = None
+        self._reader.stop()
         self._state = "stopped"
 
     # -- capture -------------------------------------------------------------------------------
@@ -179,9 +173,9 @@ class OpenCVCamera(Camera):
 
     def _run(self, player: _Player) -> None:
         c = self.config
-        while not self._stop.is_set():
+        while not self._reader.stopping.is_set():
             if player.cap is None:
-                if self._stop.wait(c.reconnect_interval_s):
+                if self._reader.stopping.wait(c.reconnect_interval_s):
                     break
                 try:
                     player.cap = self._open()
@@ -264,7 +258,7 @@ class _Player:
         if self.is_file:
             t_device = self.last_media = self._media_s()
             t_capture = self.t0 + (self.pass_offset + t_device) / self.speed
-            if self.camera._stop.wait(max(0.0, t_capture - time.monotonic())):
+            if self.camera._reader.stopping.wait(max(0.0, t_capture - time.monotonic())):
                 return
             t_host, clock = time.monotonic(), "media"
         else:

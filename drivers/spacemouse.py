@@ -26,7 +26,6 @@ non-zero deflection with no report for ``motion_timeout_s`` counts as released
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from drivers.base import DeviceError, InputDevice
-from drivers.streams import RateMeter
+from drivers.streams import RateMeter, ReaderThread
 from drivers.types import InputState
 
 DEVICE_AXES = ("x", "y", "z", "roll", "pitch", "yaw")
@@ -167,27 +166,20 @@ class SpaceMouse(InputDevice):
         self._gripper = 1.0
         self._report = Report(0, time.monotonic(), (0.0,) * 6, (), self._gripper, connected=False)
         self._presses = dict.fromkeys(self._roles, 0)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._reader = ReaderThread()
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
         """Open the device and start draining it; :class:`DeviceError` names the fix if it cannot."""
-        if self._thread is not None:
+        if self._reader.running:
             return
         mouse = self._open()
         self.error = None
-        self._stop.clear()
         self._report = self._idle_report(connected=True)
-        self._thread = threading.Thread(target=self._run, args=(mouse,), name=f"spacemouse-{self.name}",
-                                        daemon=True)
-        self._thread.start()
+        self._reader.start(self._run, mouse, name=f"spacemouse-{self.name}")
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
-            self._thread = None
+        self._reader.stop()
         self._report = self._idle_report(connected=False)
 
     def reset(self) -> None:
@@ -274,9 +266,9 @@ class SpaceMouse(InputDevice):
         """Reader thread: drain every queued report, keep the newest; reopen after a failure."""
         c = self.config
         last_t = None  # pyspacemouse's time of the last report read: a read that returns it read nothing
-        while not self._stop.is_set():
+        while not self._reader.stopping.is_set():
             if mouse is None:
-                if self._stop.wait(c.reconnect_interval_s):
+                if self._reader.stopping.wait(c.reconnect_interval_s):
                     break
                 try:
                     mouse = self._open()
@@ -296,7 +288,7 @@ class SpaceMouse(InputDevice):
                 mouse = None
                 continue
             if t == last_t:
-                self._stop.wait(c.poll_interval_s)
+                self._reader.stopping.wait(c.poll_interval_s)
             last_t = t
         if mouse is not None:
             _close(mouse)

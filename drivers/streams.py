@@ -1,4 +1,4 @@
-"""Latest-value slots and bounded fan-out queues.
+"""Latest-value slots, bounded fan-out queues, rate meters and device reader threads.
 
 The control loop and the camera threads never block on a consumer: they put the
 newest value in a slot that viewers poll, and push every value into each
@@ -11,7 +11,8 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from typing import Generic, TypeVar
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -125,3 +126,30 @@ class RateMeter:
             return 0.0
         span = times[-1] - times[0]
         return (len(times) - 1) / span if span > 0 else 0.0
+
+
+class ReaderThread:
+    """A device's reader: one daemon thread that runs until :meth:`stop`.
+
+    The thread's function watches :attr:`stopping` (``while not stopping.is_set()``,
+    ``stopping.wait(dt)`` for its sleeps) so that stopping never waits out a sleep.
+    """
+
+    def __init__(self) -> None:
+        self.stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    def start(self, target: Callable[..., Any], *args: Any, name: str) -> None:
+        self.stopping.clear()
+        self._thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self.stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None

@@ -11,7 +11,6 @@ reason in :attr:`LeaderArm.error` for the GUI, and tries to reconnect every
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
 
@@ -22,7 +21,7 @@ from drivers.registry import ConfigError
 from drivers.servo.bus import PROTOCOLS, ServoBus
 from drivers.sim.model import JOINTS
 from drivers.so101.calibration import load_calibration
-from drivers.streams import RateMeter
+from drivers.streams import RateMeter, ReaderThread
 from drivers.types import InputState
 
 
@@ -67,27 +66,21 @@ class LeaderArm(InputDevice):
         self.reconnects = 0
         self.rate = RateMeter()
         self._latest = self.idle_state(connected=False)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._reader = ReaderThread()
 
     def start(self) -> None:
         """Open the bus, turn torque off, take a first sample, start reading. Raises DeviceError with the fix."""
-        if self._thread is not None:
+        if self._reader.running:
             return
         try:
             self._connect()
         except DeviceError:
             self.bus.close()
             raise
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name=f"leader-{self.name}", daemon=True)
-        self._thread.start()
+        self._reader.start(self._run, name=f"leader-{self.name}")
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
-            self._thread = None
+        self._reader.stop()
         self.bus.close()
         self._latest = self.idle_state(connected=False)
 
@@ -114,7 +107,7 @@ class LeaderArm(InputDevice):
     def _run(self) -> None:
         period = 1.0 / self.config.rate_hz
         deadline = time.monotonic()
-        while not self._stop.is_set():
+        while not self._reader.stopping.is_set():
             try:
                 self._sample()
             except DeviceError as exc:
@@ -127,10 +120,10 @@ class LeaderArm(InputDevice):
             now = time.monotonic()
             if deadline < now:  # fell behind (a slow bus): read again at once, do not catch up
                 deadline = now
-            self._stop.wait(deadline - now)
+            self._reader.stopping.wait(deadline - now)
 
     def _reconnect(self) -> None:
-        while not self._stop.wait(self.config.reconnect_s):
+        while not self._reader.stopping.wait(self.config.reconnect_s):
             try:
                 self._connect()
             except DeviceError as exc:
