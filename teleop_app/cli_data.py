@@ -11,20 +11,25 @@ from typing import Any
 from teleop_app.progress import Progress
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("collect", help="record episodes headless (scripted expert or keyboard)")
-    p.add_argument("--headless", action="store_true", help="no window (required until the GUI lands)")
-    p.add_argument("--input", default=None, help="input device name from the rig (default: the rig's first)")
-    p.add_argument("--episodes", type=int, default=1)
-    p.add_argument("--seconds", type=float, default=20.0, help="longest episode")
-    p.add_argument("--task", required=True, help="the task sentence stored with every episode")
-    p.add_argument("--out", type=Path, required=True, help="dataset folder (created if missing)")
+def add_batch_arguments(p: argparse.ArgumentParser) -> None:
+    """What every batch of recorded episodes (``collect``, ``run-policy``) takes besides its own options."""
     p.add_argument("--operator", default="")
     p.add_argument("--rig", default=None)
     p.add_argument("--seed", type=int, default=None, help="seed of the first scene reset; +1 per episode")
     p.add_argument("--no-cameras", action="store_true")
     p.add_argument("--after-success", type=float, default=1.0,
                    help="keep recording this long after the sim reports success (s)")
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("collect", help="record episodes headless (scripted expert or keyboard)")
+    p.add_argument("--headless", action="store_true", help="no window (required: to record by hand, open `teleop-app gui`)")
+    p.add_argument("--input", default=None, help="input device name from the rig (default: the rig's first)")
+    p.add_argument("--episodes", type=int, default=1)
+    p.add_argument("--seconds", type=float, default=20.0, help="longest episode")
+    p.add_argument("--task", required=True, help="the task sentence stored with every episode")
+    p.add_argument("--out", type=Path, required=True, help="dataset folder (created if missing)")
+    add_batch_arguments(p)
 
     ep = sub.add_parser("episodes", help="list, inspect, trim, label, delete, restore, repair episodes")
     es = ep.add_subparsers(dest="action", required=True)

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 
-
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     from policies.strategies import BLENDS, STRATEGIES
+    from teleop_app.cli_data import add_batch_arguments
 
     p = sub.add_parser("run-policy", help="roll out a policy headless and record each rollout")
     p.add_argument("--policy", required=True,
@@ -44,12 +44,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                         "image_chw:CAM) as observation key KEY; repeat for each key")
     p.add_argument("--unnorm-key", default=None, help="OpenVLA: dataset statistics to un-normalize with")
     p.add_argument("--camera", default=None, help="OpenVLA: the camera whose image is sent (default: the first)")
-    p.add_argument("--operator", default="")
-    p.add_argument("--rig", default=None)
-    p.add_argument("--seed", type=int, default=None, help="seed of the first scene reset; +1 per episode")
-    p.add_argument("--no-cameras", action="store_true")
-    p.add_argument("--after-success", type=float, default=1.0,
-                   help="keep recording this long after the sim reports success (s)")
+    add_batch_arguments(p)
     p.add_argument("--stats-json", type=Path, default=None, help="write loop and policy statistics here")
     p.add_argument("--takeover", default=None, metavar="INPUT",
                    help="an input of the rig (e.g. spacemouse, leader) whose motion pauses the policy and gives "

@@ -13,35 +13,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from recordings.reader import Episode
+from small_rig import small_rig_toml  # tests/ is on sys.path
 
 BIN = Path(sys.executable).parent / "teleop-app"
 TASK = "pick up the purple cube"
 
-SMALL_RIG = """
-name = "sim_small"
-rate_hz = 100.0
-[robot]
-type = "sim_so101"
-[[cameras]]
-name = "front"
-type = "sim"
-width = 160
-height = 120
-fps = 10.0
-[[cameras]]
-name = "wrist"
-type = "sim"
-width = 160
-height = 120
-fps = 10.0
-[[inputs]]
-name = "scripted"
-type = "scripted"
-[safety]
-max_joint_step = 0.05
-workspace_min = [-0.1, -0.45, 0.004]
-workspace_max = [0.55, 0.45, 0.5]
-"""
+SMALL_RIG = small_rig_toml("sim_small", ("scripted",))
 
 
 def cli(*args, check=True):

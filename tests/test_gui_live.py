@@ -10,35 +10,9 @@ from drivers.keyboard import MOTION_KEYS
 from recordings.reader import Episode
 from ui.app import open_console
 from ui.recording_panel import EPISODE_KEYS
+from small_rig import small_rig_toml  # tests/ is on sys.path
 
-SMALL_RIG = """
-name = "sim_gui_test"
-rate_hz = 100.0
-[robot]
-type = "sim_so101"
-[[cameras]]
-name = "front"
-type = "sim"
-width = 160
-height = 120
-fps = 10.0
-[[cameras]]
-name = "wrist"
-type = "sim"
-width = 160
-height = 120
-fps = 10.0
-[[inputs]]
-name = "keyboard"
-type = "keyboard"
-[[inputs]]
-name = "scripted"
-type = "scripted"
-[safety]
-max_joint_step = 0.05
-workspace_min = [-0.1, -0.45, 0.004]
-workspace_max = [0.55, 0.45, 0.5]
-"""
+SMALL_RIG = small_rig_toml("sim_gui_test", ("keyboard", "scripted"))
 TASK = "put the purple cube on its side"
 Key = QtCore.Qt.Key
 
