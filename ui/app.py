@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from pathlib import Path
@@ -63,6 +64,20 @@ def start_console(console: Console) -> None:
             console.say(str(exc))
 
 
+def close_on_signals(window: MainWindow) -> None:
+    """Ctrl+C in the terminal (SIGINT) and SIGTERM close the window as its close button does.
+
+    Python runs the handler between two Python calls on the main thread; the
+    window's 30 Hz refresh makes one within ~33 ms even while Qt's loop waits.
+    """
+
+    def close(signum: int, frame: object) -> None:
+        QtCore.QTimer.singleShot(0, window.close)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, close)
+
+
 def main(rig_name: str | None = None, dataset: str | None = None, operator: str = "") -> int:
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     app.setApplicationName("teleop-app")
@@ -79,6 +94,9 @@ def main(rig_name: str | None = None, dataset: str | None = None, operator: str 
     except BaseException:
         window.close()
         raise
+    close_on_signals(window)
+    print(f"teleop-app: console open on rig {console.rig.config.name}, dataset {console.dataset_dir}; "
+          "Ctrl+C here closes it (a running episode is kept)", file=sys.stderr, flush=True)
     try:
         return app.exec()
     finally:
