@@ -61,6 +61,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("file", type=Path)
     p = es.add_parser("check", help="open every episode of a folder and report the damaged ones")
     p.add_argument("dir", type=Path)
+    p = es.add_parser("replay", help="play an episode's commanded joints on the robot, through the safety filter")
+    p.add_argument("file", type=Path)
+    p.add_argument("--rig", default=None, help="the robot to replay on (default: the simulated SO-101)")
+    p.add_argument("--no-cameras", action="store_true")
+    p.add_argument("--ramp-speed", type=float, default=None,
+                   help="rad/s of the fastest joint while moving to the first recorded pose (default 0.5)")
 
     ex = sub.add_parser("export", help="export a dataset for training code")
     xs = ex.add_subparsers(dest="format", required=True)
@@ -186,7 +192,53 @@ def _episodes(args: argparse.Namespace) -> int:
             print(f"DAMAGED {path}: {reason}")
         print(f"{len(files) - len(damaged)}/{len(files)} episodes OK in {args.dir}")
         return 1 if damaged else 0
+    if action == "replay":
+        return _replay(args)
     raise ValueError(f"unknown action {action}")
+
+
+def _replay(args: argparse.Namespace) -> int:
+    """Ctrl+C is STOP: the kill switch holds the robot on the next tick and ends the replay."""
+    import signal
+    import threading
+
+    from teleop_app.config import load_rig
+    from teleop_app.replay import DEFAULT_RAMP_SPEED, Replayer, ReplayError, Trajectory
+    from teleop_app.rig import build_rig
+
+    Trajectory.from_episode(args.file)  # a file that cannot be replayed fails before the robot starts
+    config = load_rig(args.rig)
+    if args.no_cameras:
+        config = config.without_cameras()
+    rig = build_rig(config)
+    replayer = Replayer(rig, ramp_speed=args.ramp_speed or DEFAULT_RAMP_SPEED)
+    over = threading.Event()
+    replayer.add_listener(lambda event: event in ("finished", "stopped") and over.set())
+    previous = {sig: signal.signal(sig, lambda *_: rig.kill.trigger("Ctrl+C"))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    rig.start()
+    progress = Progress("replay")
+    try:
+        try:
+            replayer.start(args.file)
+        except ReplayError as exc:
+            raise ValueError(str(exc)) from None
+        total = replayer.progress()[1]
+        while not over.wait(0.1):
+            played, total = replayer.progress()
+            progress(round(played * 10), round(total * 10), f"{played:.1f} / {total:.1f} s")
+        if not rig.kill.latched:
+            progress(round(total * 10), round(total * 10), f"{total:.1f} / {total:.1f} s")
+        progress.close()
+    finally:
+        rig.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if rig.kill.latched:
+        print(f"replay of {args.file} stopped by the kill switch ({rig.kill.reason}); the robot held", file=sys.stderr)
+        return 1
+    print(f"replayed {args.file} on {config.name}", file=sys.stderr)
+    return 0
 
 
 def _table(summaries: list[Any]) -> str:
