@@ -8,7 +8,6 @@ the measured arm joints), written with the real writer; networks are tiny
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 
@@ -29,18 +28,14 @@ from policies.observation import Observation
 from recordings import edit
 from synthetic_episodes import (HEIGHT, WIDTH, expected_rows, joint_positions, joint_targets,  # tests/ on sys.path
                                 make_episode)
-from teleop_app import cli_train
+from teleop_app import cli
 
 TASK = "pick up the cube"
 SMALL = {"image_size": 32, "steps": 4, "stride": 5, "channels": 8, "threads": 1}
 TRIM = (0.5, 1.5)
 
 
-def run_cli(argv: list[str]) -> int:
-    """The command as teleop-app runs it (``teleop_app.cli`` adds this parser)."""
-    parser = argparse.ArgumentParser(prog="teleop-app")
-    cli_train.add_parser(parser.add_subparsers(dest="command"))
-    return cli_train.run(parser.parse_args(argv))
+run_cli = cli.main  # the command as teleop-app runs it, in this process
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ and no cause at all when the policy is not slower.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import html
 import json
@@ -29,7 +28,7 @@ from recordings.compare import (
 from recordings.metrics import METRICS, metrics_of
 from recordings.report import write_report
 from speed_episodes import pick_episode, pick_set
-from teleop_app import cli_compare
+from teleop_app import cli
 
 COUNT = 6
 SCENARIOS = {  # name: (human options, policy options, the causes the diagnosis must name)
@@ -246,10 +245,7 @@ def test_html_report_is_self_contained(comparisons, tmp_path):
 
 
 def run_cli(argv, capsys):
-    parser = argparse.ArgumentParser(prog="teleop-app")
-    sub = parser.add_subparsers(dest="command")
-    cli_compare.add_parser(sub)
-    code = cli_compare.run(parser.parse_args(["compare", *argv]))
+    code = cli.main(["compare", *argv])
     out, err = capsys.readouterr()
     return code, out, err
 

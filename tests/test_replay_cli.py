@@ -1,6 +1,5 @@
 """`teleop-app episodes replay`: a recorded episode played on the sim arm from the command line."""
 
-import argparse
 import os
 import signal
 import threading
@@ -8,15 +7,12 @@ import threading
 import numpy as np
 import pytest
 
-from teleop_app import cli_data
+from teleop_app import cli
 from teleop_app import rig as rig_module
 from teleop_app.replay import Trajectory
 
 
-def run_cli(argv):
-    parser = argparse.ArgumentParser(prog="teleop-app")
-    cli_data.add_parsers(parser.add_subparsers(dest="command"))
-    return cli_data.run(parser.parse_args(argv))
+run_cli = cli.main  # the command as teleop-app runs it, in this process
 
 
 @pytest.fixture(scope="module")

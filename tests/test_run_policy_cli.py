@@ -5,7 +5,6 @@ like a privileged model would), so a working pipeline lifts the cube and the
 episode is labelled a success by the sim's detector.
 """
 
-import argparse
 import json
 
 import numpy as np
@@ -14,18 +13,14 @@ import pytest
 from drivers.sim.scripted import ScriptedExpert, ScriptedExpertConfig
 from policy_servers import OpenPIServer  # tests/ is on sys.path
 from recordings.reader import Episode
-from teleop_app import cli_policy
+from teleop_app import cli
 from teleop_app import rig as rig_module
 
 CHUNK = 5
 STATE_MAP = ["--obs-map", "observation/state=state", "--obs-map", "prompt=task"]
 
 
-def run_cli(argv):
-    """The command as teleop-app runs it (``teleop_app.cli`` adds these parsers)."""
-    parser = argparse.ArgumentParser(prog="teleop-app")
-    cli_policy.add_parsers(parser.add_subparsers(dest="command"))
-    return cli_policy.run(parser.parse_args(argv))
+run_cli = cli.main  # the command as teleop-app runs it, in this process
 
 
 @pytest.fixture
