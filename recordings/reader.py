@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
@@ -65,12 +66,30 @@ def open_h5(path: str | Path) -> tuple[h5py.File, bool]:
         raise EpisodeError(f"{path.name}: {_h5_reason(exc)}") from None
 
 
+_TRUNCATED = re.compile(r"truncated file: eof = (\d+),.*stored_eof = (\d+)", re.S)
+
+
+def truncated_size(path: str | Path) -> tuple[int, int] | None:
+    """``(bytes held, bytes HDF5 expects)`` if the file at ``path`` is cut short (a write failed), else None."""
+    for swmr in (False, True):  # an unfinished episode opens only in SWMR mode
+        try:
+            h5py.File(path, "r", swmr=swmr).close()
+            return None
+        except OSError as exc:
+            if m := _TRUNCATED.search(str(exc)):
+                return int(m.group(1)), int(m.group(2))
+            if "already open for write" not in str(exc):
+                return None
+    return None
+
+
 def _h5_reason(exc: OSError) -> str:
     text = str(exc)
     if "file signature not found" in text:
         return "not an HDF5 file"
-    if "truncated file" in text:
-        return "the file is truncated (HDF5 expects more bytes than it holds)"
+    if m := _TRUNCATED.search(text):
+        return (f"the file is truncated ({int(m.group(1)):,} of {int(m.group(2)):,} bytes: a write failed); "
+                "`teleop-app episodes repair` keeps every complete row")
     return f"HDF5 cannot open it ({text})"
 
 
@@ -78,7 +97,8 @@ def complete_tick_rows(ticks: h5py.Group, n: int) -> int:
     """How many leading rows of ``/ticks`` are complete: a row whose data never reached the disk holds fill values."""
     t = ticks["t"][:n]
     tick = ticks["tick"][:n]
-    bad = ~np.isfinite(t) | (tick < 0)
+    # A fill value, or a row that does not continue the sequence (zeros where a failed write left a hole).
+    bad = ~np.isfinite(t) | (tick < 0) | np.r_[False, (np.diff(tick) <= 0) | (np.diff(t) < 0)]
     return int(np.argmax(bad)) if bad.any() else n
 
 

@@ -11,6 +11,7 @@ what was still queued (well under a second when the writer keeps up).
 from __future__ import annotations
 
 import collections
+import errno
 import re
 import threading
 import time
@@ -37,6 +38,29 @@ _LAG_SAMPLES = 1 << 16  # ~12 minutes of frames from three 30 fps cameras
 
 class RecordingError(RuntimeError):
     """An episode could not be recorded or finalized; the message says why."""
+
+
+_WRITE_FAILURES = {
+    errno.ENOSPC: "the disk is full: free space on it, or record to another folder",
+    errno.EDQUOT: "your disk quota is used up: free space, or record to another folder",
+    errno.EFBIG: "the file reached the size limit for files (`ulimit -f`): raise it, or record shorter episodes",
+    errno.EROFS: "the folder is on a read-only file system: record to another folder",
+    errno.EIO: "the disk reported an I/O error: check it, and record to another folder",
+}
+
+
+def describe_write_error(exc: BaseException) -> str:
+    """One line saying why an episode could not be written and what to do.
+
+    HDF5 reports a failed ``write(2)`` as a RuntimeError whose text carries the
+    errno (``errno = 28``); OSError carries it as ``.errno``.
+    """
+    code = getattr(exc, "errno", None)
+    if code is None and (m := re.search(r"errno = (\d+)", str(exc))):
+        code = int(m.group(1))
+    if code in _WRITE_FAILURES:
+        return _WRITE_FAILURES[code]
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
 
 
 def next_episode_path(dataset_dir: str | Path) -> Path:
@@ -197,7 +221,8 @@ class Recorder:
         if writer.t0 is None:
             raise RecordingError("the episode ended before its first tick: nothing was saved")
         if self.error is not None:
-            raise RecordingError(f"episode {writer.path.name} was not finalized: {self.error}")
+            raise RecordingError(f"{writer.path.name} was not finalized: {self.error}; it keeps what was written "
+                                 f"before, and `teleop-app episodes repair {writer.path}` makes it readable")
         return writer.path
 
     def discard(self) -> None:
@@ -247,9 +272,9 @@ class Recorder:
             writer.finalize(self.dropped, self._success)
             self.finalize_s = time.monotonic() - t
         except Exception as exc:
-            self.error = f"{type(exc).__name__}: {exc}"
+            self.error = describe_write_error(exc)
             try:
-                writer.abort()
+                writer.abandon()
             except Exception:
                 pass
 

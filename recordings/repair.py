@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ import h5py
 import numpy as np
 
 from recordings.format import CAMERA_ATTRS, CAMERAS, FRAME_BYTES, FRAME_DATASETS, TICK_DATASETS, TICKS
-from recordings.reader import Episode, EpisodeError, complete_tick_rows
+from recordings.reader import Episode, EpisodeError, complete_tick_rows, truncated_size
 from recordings.writer import create_layout
 
 _COPY_BLOCK = 32 << 20  # bytes of frame data read at a time
@@ -55,13 +56,26 @@ def repair(path: str | Path, *, idle_s: float = 2.0) -> RepairReport:
     """
     path = Path(path)
     try:
-        return _repair(path, idle_s)
+        short = truncated_size(path)
+        if short is None:
+            return _repair(path, path, idle_s, None)
+        # A write that failed (full disk) left the file shorter than HDF5's record of it. A copy padded
+        # to that length opens; the rows that never reached the disk read as fill values or zeros, and
+        # are cut like those of a crash.
+        padded = path.with_name(f".{path.name}.padded")
+        try:
+            shutil.copyfile(path, padded)
+            os.truncate(padded, short[1])
+            return _repair(padded, path, idle_s, f"the file was truncated at {short[0]:,} of {short[1]:,} bytes")
+        finally:
+            padded.unlink(missing_ok=True)
     except (OSError, RuntimeError, ValueError, KeyError) as exc:  # damage beyond what the reader catches
         raise EpisodeError(f"{path.name}: cannot repair ({type(exc).__name__}: {exc})") from None
 
 
-def _repair(path: Path, idle_s: float) -> RepairReport:
-    with Episode.open(path) as ep:
+def _repair(source: Path, path: Path, idle_s: float, truncated: str | None) -> RepairReport:
+    """Repair ``path`` from ``source`` (the file itself, or a copy padded to the length HDF5 expects)."""
+    with Episode.open(source) as ep:
         age = time.time() - path.stat().st_mtime
         if ep.status != "complete" and age < idle_s:
             raise EpisodeError(f"{path.name} was written {age:.1f} s ago: it is probably still being recorded "
@@ -73,9 +87,9 @@ def _repair(path: Path, idle_s: float) -> RepairReport:
                 for cam in ep.camera_names}
         cut = {cam: f[f"{CAMERAS}/{cam}"]["t_capture"].shape[0] - int(k.sum()) for cam, k in keep.items()}
         duration = float(f[TICKS]["t"][n_ticks - 1] - ep.t0)
-        if not ep.issues and n_ticks == rows and not any(cut.values()):
+        if truncated is None and not ep.issues and n_ticks == rows and not any(cut.values()):
             return RepairReport(path, False, n_ticks, 0, {c: int(k.sum()) for c, k in keep.items()}, cut, duration)
-        note = _note(ep, n_ticks, rows - n_ticks, duration, keep, cut)
+        note = _note(ep, n_ticks, rows - n_ticks, duration, keep, cut, truncated)
         tmp = path.with_name(f".{path.name}.repair")
         try:
             _write_repaired(ep, tmp, n_ticks, keep, note)
@@ -114,10 +128,10 @@ def _blocks(data: h5py.Dataset, offsets: np.ndarray, sizes: np.ndarray):
 
 
 def _note(ep: Episode, n_ticks: int, ticks_cut: int, duration: float, keep: dict[str, np.ndarray],
-          cut: dict[str, int]) -> str:
+          cut: dict[str, int], truncated: str | None) -> str:
     when = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     frames = ", ".join(f"{cam} {int(k.sum())} kept/{cut[cam]} cut" for cam, k in keep.items()) or "no cameras"
-    reasons = "; ".join(ep.issues) or "incomplete rows"
+    reasons = "; ".join([truncated] * bool(truncated) + list(ep.issues)) or "incomplete rows"
     return (f"[repaired {when}: {reasons}. Kept {n_ticks} ticks ({duration:.2f} s), cut {ticks_cut} incomplete "
             f"tick rows; frames: {frames}. Samples after the last flush before the crash are lost.]")
 

@@ -365,3 +365,26 @@ class EpisodeWriter:
                 self._f.close()
         if self._tmp is not None:
             self._tmp.unlink(missing_ok=True)
+
+    def abandon(self) -> None:
+        """Close a file whose writes fail (full disk, size limit, I/O error) without writing to it again.
+
+        HDF5 keeps trying to write what it holds when the file is flushed or
+        closed; after a failed write that leaves its state broken, and closing the
+        objects later crashes the process. So the file's descriptor is pointed at
+        /dev/null first: the close then succeeds, and the file on disk keeps what
+        was written before the failure, as a crash would leave it.
+        """
+        if self.closed:
+            return
+        fd = self._f.id.get_vfd_handle()
+        null = os.open(os.devnull, os.O_RDWR)
+        try:
+            os.dup2(null, fd)
+        finally:
+            os.close(null)
+        try:
+            self._f.close()
+        finally:
+            if self._tmp is not None:
+                self._tmp.unlink(missing_ok=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TextIO
 
 from recordings import edit
-from recordings.recorder import Recorder
+from recordings.recorder import Recorder, RecordingError
 from teleop_app.progress import Progress
 from teleop_app.rig import Rig
 
@@ -40,6 +40,7 @@ class Outcome:
 class Batch:
     outcomes: list[Outcome]
     stopped: str | None  # the kill switch's reason, when a kill ended the batch
+    failed: str | None = None  # why an episode could not be written (full disk, …), when that ended the batch
 
     def report(self, what: str, out: TextIO | None = None, err: TextIO | None = None) -> None:
         """One line per episode on ``out`` (stdout); the tally (and the kill, if any) on ``err`` (stderr)."""
@@ -52,6 +53,13 @@ class Batch:
         if self.stopped is not None:
             print(f"error: stopped by the kill switch ({self.stopped}); the last episode is labelled a failure "
                   "with that note", file=err)
+        if self.failed is not None:
+            print(f"error: recording stopped: {self.failed}", file=err)
+
+    @property
+    def ok(self) -> bool:
+        """Every episode ran to its end and was written."""
+        return self.stopped is None and self.failed is None
 
 
 def wait_for_fresh_frames(rig: Rig, since: float, timeout: float = FRESH_FRAME_TIMEOUT_S) -> bool:
@@ -84,7 +92,7 @@ def record_episodes(
     What ``end`` returns (if anything) is added to that episode's notes.
     """
     outcomes: list[Outcome] = []
-    stopped = None
+    stopped = failed = None
     progress = Progress(label)
     try:
         for i in range(episodes):
@@ -100,7 +108,7 @@ def record_episodes(
             while not recorder.has_ticks and time.monotonic() - t0 < FIRST_TICK_TIMEOUT_S:
                 time.sleep(0.005)
             t_success = None
-            while time.monotonic() - t0 < seconds and not rig.kill.latched:
+            while time.monotonic() - t0 < seconds and not rig.kill.latched and recorder.error is None:
                 if t_success is None and rig.robot.success():
                     t_success = time.monotonic()
                 if t_success is not None and time.monotonic() - t_success >= after_success:
@@ -108,9 +116,14 @@ def record_episodes(
                 time.sleep(0.02)
             killed = rig.kill.reason if rig.kill.latched else None
             success = bool(rig.robot.success()) and killed is None
-            recorder.stop_episode(success=success)
+            try:
+                recorder.stop_episode(success=success)
+            except RecordingError as exc:  # the writer failed: a full disk, …; the next episode would too
+                failed = str(exc)
             rig.session.stop_recording(reason=label)
             more = [end()]
+            if failed is not None:
+                break
             outcomes.append(Outcome(path, success, time.monotonic() - t0))
             if killed is not None:
                 more.append(f"stopped by the kill switch: {killed}")
@@ -123,4 +136,4 @@ def record_episodes(
         progress(episodes, episodes, "done")
     finally:
         progress.close()
-    return Batch(outcomes, stopped)
+    return Batch(outcomes, stopped, failed)

@@ -119,7 +119,7 @@ def _collect(args: argparse.Namespace) -> int:
     finally:
         rig.close()
     batch.report("episodes")
-    return 1 if batch.stopped is not None else 0
+    return 0 if batch.ok else 1
 
 
 # -- episodes --------------------------------------------------------------------------------

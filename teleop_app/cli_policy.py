@@ -191,4 +191,4 @@ def _run_policy(args: argparse.Namespace) -> int:
              if takeover is not None else ""), file=sys.stderr)
     if args.stats_json:
         args.stats_json.write_text(json.dumps(stats, indent=2))
-    return 1 if batch.stopped is not None else 0
+    return 0 if batch.ok else 1

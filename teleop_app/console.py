@@ -47,8 +47,9 @@ def check_can_drive(rig: Rig, input_name: str | None) -> None:
 @dataclass(frozen=True)
 class EpisodeResult:
     path: Path | None  # None when discarded
-    outcome: str  # "success", "failure", "unlabelled" or "discarded"
+    outcome: str  # "success", "failure", "unlabelled", "discarded" or "failed" (could not be written)
     duration_s: float
+    error: str = ""  # why a "failed" episode could not be written, and what to do
 
 
 class Console:
@@ -217,13 +218,17 @@ class Console:
         self.say("scene reset" if ok else "this robot cannot reset its scene: set it up by hand")
         return ok
 
-    def poll_buttons(self) -> None:
-        """Act on device buttons pressed since the last call (the window calls this on its timer).
+    def poll(self) -> None:
+        """The window calls this on its timer: a recording that can no longer be written, then device buttons.
 
+        A failed recording (full disk, …) is stopped at once, so nobody goes on
+        demonstrating into a file that no longer grows; the operator is told why.
         ``kill`` on any input is STOP. ``episode`` on the driving input starts an
         episode, or ends it: kept as a success or failure where the robot can tell
         (a sim), else kept unlabelled for the review tab.
         """
+        if self.recording and self.recorder.error is not None:
+            self._recording_failed()
         for name, device in self.rig.inputs.items():
             if self._new_presses(name, device, "kill"):
                 self.stop(f"kill button on {name}")
@@ -237,6 +242,20 @@ class Console:
                 self.keep(self.rig.robot.success())
         except ConsoleError as exc:
             self.say(str(exc))
+
+    def _recording_failed(self) -> None:
+        elapsed = self.recorder.elapsed_s
+        path = self.recorder.path
+        self.rig.session.stop_recording(reason="recording failed")
+        error = self.recorder.error
+        try:
+            self.recorder.stop_episode(success=None)
+        except RecordingError as exc:
+            error = str(exc)  # the file, the cause, what to do, and the repair
+        self.last_result = EpisodeResult(path, "failed", elapsed, error=error)
+        self.say(f"RECORDING STOPPED: {error}")
+        self._emit("recording")
+        self._emit("episode")
 
     def _new_presses(self, name: str, device: object, role: str) -> bool:
         count = device.presses(role)

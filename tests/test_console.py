@@ -63,19 +63,19 @@ def test_device_buttons_start_and_end_episodes_and_stop_the_robot(console):
     console.set_task("lift")
     events = []
     console.add_listener(events.append)
-    console.poll_buttons()  # nothing pressed: nothing happens
+    console.poll()  # nothing pressed: nothing happens
     assert not console.recording
     box.counts["episode"] += 1
-    console.poll_buttons()
+    console.poll()
     assert console.recording and "recording" in events
     time.sleep(0.3)
     box.counts["episode"] += 1
-    console.poll_buttons()
+    console.poll()
     assert not console.recording
     with Episode.open(console.last_result.path) as ep:  # the sim can tell: the cube was not lifted
         assert ep.meta["success"] == "false"
     box.counts["kill"] += 1
-    console.poll_buttons()
+    console.poll()
     assert console.stopped and console.rig.kill.reason == "kill button on box"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import time
 
 from PySide6 import QtCore, QtWidgets
@@ -98,6 +99,8 @@ class LiveView(QtWidgets.QWidget):
             return "Drive the arm. Then <b>G</b> keeps it as a success, <b>B</b> as a failure, <b>Backspace</b> discards."
         last = console.last_result
         done = ""
+        if last is not None and last.outcome == "failed":
+            return f"<b style='color:#d33'>Recording stopped: {html.escape(last.error)}</b>"
         if last is not None:
             name = last.path.name if last.path else "The episode"
             done = f"{name}: {'discarded' if last.path is None else 'kept as ' + last.outcome}. "

@@ -134,7 +134,7 @@ class MainWindow(QtWidgets.QMainWindow):
     # -- periodic ----------------------------------------------------------------------------
     def refresh(self) -> None:
         self.repaints.tick()
-        self.console.poll_buttons()
+        self.console.poll()
         current = self.tabs.currentWidget()
         if current is self.live:
             self.live.refresh()
