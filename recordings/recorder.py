@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import errno
 import re
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
 
 EPISODE_NAME = "episode_{:06d}" + SUFFIX
 _EPISODE_RE = re.compile(r"episode_(\d+)" + re.escape(SUFFIX))
+MIN_FREE_BYTES = 100 << 20
+"""An episode does not start with less room than this (a minute of three 640x480 cameras is ~225 MB)."""
 _LAG_SAMPLES = 1 << 16  # ~12 minutes of frames from three 30 fps cameras
 
 
@@ -84,7 +87,8 @@ class Recorder:
     """
 
     def __init__(self, loop: ControlLoop, cameras: dict[str, Camera], dataset_dir: str | Path,
-                 rig_meta: dict[str, Any], *, queue_s: float = 2.0, flush_interval_s: float = 0.25) -> None:
+                 rig_meta: dict[str, Any], *, queue_s: float = 2.0, flush_interval_s: float = 0.25,
+                 min_free_bytes: int = MIN_FREE_BYTES) -> None:
         self.loop = loop
         self.cameras = dict(cameras)
         self.dataset_dir = Path(dataset_dir)
@@ -92,6 +96,7 @@ class Recorder:
         self.joint_names = list(self.rig_meta.pop("joint_names", loop.robot.joint_names))
         self.queue_s = queue_s
         self.flush_interval_s = flush_interval_s
+        self.min_free_bytes = min_free_bytes
         self.error: str | None = None  # set if the writer thread failed; the episode is left repairable
         self.finalize_s: float | None = None  # how long the last finalize took
         self._writer: EpisodeWriter | None = None
@@ -182,6 +187,10 @@ class Recorder:
             self.dataset_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise RecordingError(f"cannot create the dataset folder {self.dataset_dir}: {exc}") from exc
+        free = shutil.disk_usage(self.dataset_dir).free
+        if free < self.min_free_bytes:
+            raise RecordingError(f"only {free / 2**20:.0f} MB free for {self.dataset_dir}: free space first (an "
+                                 f"episode needs at least {self.min_free_bytes / 2**20:.0f} MB), or record elsewhere")
         cams = {name: {"width": cam.width, "height": cam.height, "fps": cam.fps,
                        "kind": cam.kind, "intrinsics": cam.intrinsics}
                 for name, cam in self.cameras.items()}

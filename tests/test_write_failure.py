@@ -8,15 +8,17 @@ import errno
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from recordings.reader import Episode
-from recordings.recorder import describe_write_error
+from recordings.recorder import Recorder, RecordingError, describe_write_error
 from recordings.repair import repair
 
 HERE = Path(__file__).resolve().parent
@@ -75,3 +77,12 @@ def test_write_errors_name_the_fix():
     assert describe_write_error(hdf5) == "the disk is full: free space on it, or record to another folder"
     assert describe_write_error(OSError(errno.EDQUOT, "Disk quota exceeded")).startswith("your disk quota")
     assert describe_write_error(ValueError("odd\nsecond line")) == "ValueError: odd"
+
+
+def test_an_episode_does_not_start_without_room(sim_rig, tmp_path):
+    sim_rig.start()
+    free = shutil.disk_usage(tmp_path).free
+    recorder = Recorder.for_rig(sim_rig, tmp_path / "ds", min_free_bytes=free + (1 << 30))  # more than there is
+    with pytest.raises(RecordingError, match=r"only \d+ MB free for .*: free space first"):
+        recorder.start_episode("pick")
+    assert not recorder.recording and not list((tmp_path / "ds").iterdir())
