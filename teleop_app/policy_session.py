@@ -587,9 +587,13 @@ class PolicySession:
         if rollout is not None and mode is not Mode.INTERVENTION:
             rollout.manual_takeover = False
         phase = self._phase(running, mode)
+        now_tick = None if latest is None else latest.tick
+        if view is not None and view.plan.executed_ticks.size:
+            # The loop takes a tick's action before it publishes the tick: "now" is the newer of the two.
+            now_tick = max(int(view.plan.executed_ticks[-1]), now_tick if now_tick is not None else -1)
         return PolicyStatus(
             phase=phase, headline=self._headline(phase, rollout, success), policy=self.policy_text(),
-            mode=mode, stopped=self.console.stopped, view=view, now_tick=None if latest is None else latest.tick,
+            mode=mode, stopped=self.console.stopped, view=view, now_tick=now_tick,
             success=success if rollout is not None else None, gripper=gripper,
             banner=self._banner(rollout) if phase == "takeover" else "", stats=self._stats_text(rollout, view),
             recording=self._recording_text(rollout), can_start=self._can_start(), can_stop=running,
