@@ -8,6 +8,7 @@ against ``Episode.frame_at`` pixel for pixel.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 
@@ -320,6 +321,33 @@ def test_trim_of_an_unfinished_episode_is_refused_with_a_message(qtbot, tab, dat
     assert "Could not trim episode_000005.h5" in tab.last_message and "repair" in tab.last_message
     assert "Traceback" not in tab.message_label.text()
     assert tab.loaded is not None and tab.loaded.is_open  # still shown
+
+
+def test_repair_button_restores_an_unfinished_episode_and_explains_what_it_cannot(qtbot, tab, dataset):
+    crashed = dataset / "episode_000005.h5"
+    make_episode(crashed, seconds=0.5, crash=True)
+    os.utime(crashed, (time.time() - 60, time.time() - 60))  # its writer is long gone
+    with qtbot.waitSignal(tab.listing_done):
+        tab.refresh()
+    select(qtbot, tab, "episode_000001.h5")
+    assert not tab.repair_button.isEnabled()  # nothing to repair in a complete episode
+    select(qtbot, tab, crashed.name)
+    assert tab.repair_button.isEnabled() and "not finalized" in cell(tab, crashed.name, "Problem")
+    qtbot.mouseClick(tab.repair_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not tab.repairing, timeout=10000)
+    assert "episode_000005.h5: repaired" in tab.last_message, tab.last_message
+    assert cell(tab, crashed.name, "Problem") == "" and not tab.repair_button.isEnabled()
+    assert tab.loaded is not None and tab.loaded.path == crashed and not tab.loaded.issues
+    with Episode.open(crashed) as ep:
+        assert ep.status == "complete" and "repaired" in ep.meta["notes"]
+
+    assert tab.table.select_path(dataset / DAMAGED)  # random bytes: nothing to recover
+    qtbot.waitUntil(lambda: "not an HDF5 file" in tab.header.text())
+    qtbot.mouseClick(tab.repair_button, QtCore.Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not tab.repairing, timeout=10000)
+    assert tab.last_message.startswith("Could not repair episode_000004.h5: not an HDF5 file")
+    assert "c62828" in tab.message_label.styleSheet() and "Traceback" not in tab.last_message
+    assert cell(tab, DAMAGED, "Problem")
 
 
 def test_relabel_writes_outcome_and_task(qtbot, tab, dataset):

@@ -105,7 +105,8 @@ class LiveView(QtWidgets.QWidget):
             name = last.path.name if last.path else "The episode"
             done = f"{name}: {'discarded' if last.path is None else 'kept as ' + last.outcome}. "
         if not console.task:
-            return done + "Type what the robot should do in <b>Task</b>, then press <b>Enter</b> to record."
+            return done + ("Type what the robot should do in <b>Task</b> and press <b>Enter</b>; "
+                           "<b>Enter</b> again starts recording.")
         return done + "Press <b>Enter</b> to start an episode."
 
     _count_cache: tuple[float, int] = (0.0, 0)

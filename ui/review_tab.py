@@ -23,11 +23,12 @@ from recordings.export_common import ExportReport
 from recordings.export_lerobot import export_lerobot
 from recordings.library import EpisodeSummary, episode_files, summarize
 from recordings.reader import EpisodeError
+from recordings.repair import RepairReport, repair
 from teleop_app.replay import Replayer, ReplayError
 from ui.bridge import ConsoleBridge
 from ui.episode_table import EpisodeTable
 from ui.player import Player
-from ui.review_state import SUCCESS_LABELS, LoadedEpisode, TrashStack, set_success
+from ui.review_state import SUCCESS_LABELS, LoadedEpisode, TrashStack, problem_text, set_success
 from ui.workers import Task, TaskRunner
 
 SHORTCUTS: list[tuple[str, str, str]] = [  # (key sequence, what it does, method name)
@@ -87,6 +88,7 @@ class ReviewTab(QtWidgets.QWidget):
         self._listing_generation = 0
         self._listing = False
         self._exporting = False
+        self._repairing: Path | None = None
         self._sized = False
 
         self._build_left()
@@ -225,11 +227,16 @@ class ReviewTab(QtWidgets.QWidget):
         self.replay_button = self._button("Replay on robot", self.toggle_replay,
                                           "Play the kept range's commanded joint targets on the robot, through "
                                           "the safety filter (STOP / Esc holds it at once)")
+        self.repair_button = self._button("Repair", self.repair_episode,
+                                          "Make a file left by a crash or a failed write readable again: every "
+                                          "complete row is kept (the original stays as it is until the repaired "
+                                          "copy has been checked)")
         self.replay_label = QtWidgets.QLabel()
         g = QtWidgets.QGridLayout(episode)
         g.addWidget(self.delete_button, 0, 0)
         g.addWidget(self.undo_button, 0, 1)
-        g.addWidget(self.replay_button, 1, 0, 1, 2)
+        g.addWidget(self.replay_button, 1, 0)
+        g.addWidget(self.repair_button, 1, 1)
         g.addWidget(self.replay_label, 2, 0, 1, 2)
 
         self.edit_row = QtWidgets.QWidget()
@@ -391,6 +398,7 @@ class ReviewTab(QtWidgets.QWidget):
         self.undo_button.setEnabled(len(self.trash) > 0)
         self.undo_button.setToolTip(f"Bring back {self.trash.last.name}" if self.trash.last else
                                     "Nothing deleted here yet")
+        self.repair_button.setEnabled(self._repairing is None and bool(self._problem(self.table.current_path())))
         busy = self._exporting
         self.export_lerobot_button.setEnabled(not busy)
         self.export_aloha_button.setEnabled(not busy)
@@ -499,6 +507,53 @@ class ReviewTab(QtWidgets.QWidget):
         self._update_count()
         self.table.select_path(path)
         self.show_message(f"{path.name} restored", "ok")
+        self._update_actions()
+
+    # -- repair --------------------------------------------------------------------------------
+    def _problem(self, path: Path | None) -> str:
+        model = self.table.source_model
+        row = None if path is None else model.row_of(path)
+        return "" if row is None else problem_text(model.summary(row))
+
+    def repair_episode(self) -> bool:
+        """Repair the selected damaged or unfinished episode in a worker; its row and the player follow."""
+        path = self.table.current_path()
+        if path is None or self._repairing is not None or not self._problem(path):
+            return False
+        recorder = self.console.recorder
+        if self.console.recording and recorder.path is not None and Path(recorder.path) == path:
+            self.show_message(f"{path.name} is being recorded: keep or discard it in the Live tab first", "error")
+            return False
+        if self.loaded is not None and self.loaded.path == path:
+            self._release_file()
+        self._repairing = path
+        self._update_actions()
+        self.show_message(f"Repairing {path.name}…")
+        task = Task(repair, path, with_progress=False)
+        task.signals.done.connect(self._repaired)
+        task.signals.failed.connect(self._repair_failed)
+        self.runner.start(task)
+        return True
+
+    @property
+    def repairing(self) -> bool:
+        return self._repairing is not None
+
+    def _repaired(self, report: RepairReport) -> None:
+        self._repairing = None
+        self.table.source_model.put(summarize(report.path))
+        self._update_count()
+        self.show_message(report.text(), "ok")
+        if self.table.current_path() == report.path:
+            self.load_episode(report.path)
+        self._update_actions()
+
+    def _repair_failed(self, reason: str) -> None:
+        path, self._repairing = self._repairing, None
+        reason = reason.removeprefix("EpisodeError: ").removeprefix(f"{path.name}: ")
+        self.show_message(f"Could not repair {path.name}: {reason}", "error")
+        if self.loaded is not None and self.loaded.path == path:
+            self._reopen()
         self._update_actions()
 
     # -- export --------------------------------------------------------------------------------

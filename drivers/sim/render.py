@@ -327,8 +327,13 @@ class _RenderRun:
         fd = os.memfd_create("teleop-sim-render", os.MFD_CLOEXEC)
         parent_conn, child_conn = Pipe()
         try:
-            os.ftruncate(fd, size)
-            self._mm = mmap.mmap(fd, size)
+            try:
+                os.ftruncate(fd, size)
+                self._mm = mmap.mmap(fd, size)
+            except OSError as exc:  # out of memory, or a file-size limit (`ulimit -f`) below the frames' size
+                raise DeviceError(f"the sim cameras cannot get {size / 2**20:.1f} MB of shared memory for their "
+                                  f"frames ({exc.strerror}): free memory, raise `ulimit -f`, or use a rig with fewer "
+                                  "or smaller cameras") from None
             spec = {
                 "conn_fd": child_conn.fileno(),
                 "shm_fd": fd,
