@@ -203,7 +203,9 @@ def test_stop_switch_during_replay_holds_on_the_next_tick_and_ends_the_replay(si
     t_rearm = time.monotonic()
     sim_rig.kill.rearm()  # the replay is over: re-arming holds (idle), it does not resume
     assert wait_for(lambda: len(replay_commands(sim_rig, t_rearm)) > 20)
-    assert {s for _, _, s in replay_commands(sim_rig, t_rearm)} == {"idle"}
+    sources = [s for _, _, s in replay_commands(sim_rig, t_rearm)]
+    # the tick in flight when re-arming may still send its hold; every one after it holds as idle
+    assert sources[0] in ("kill", "idle") and set(sources[1:]) == {"idle"}, sources
 
 
 def test_refuses_when_it_cannot_replay(sim_rig, recorded, tmp_path):
