@@ -107,7 +107,8 @@ def test_timeout_kills_and_the_late_answer_is_ignored_until_rearmed(sim_rig):
     t_kill = sim_rig.kill.t_trigger
     assert wait_for(lambda: runner.stats()["discarded_answers"] == 1, timeout=3)  # the late answer came: dropped
     time.sleep(0.1)
-    assert {s for t, _, s in commands_since(sim_rig, t_kill + 0.02)} == {"kill"}
+    after = [s for _, _, s in commands_since(sim_rig, t_kill)]  # at most the tick in flight sends its own
+    assert after.index("kill") <= 1 and set(after[after.index("kill"):]) == {"kill"}
     assert runner.view().plan.ticks.size == 0
     calls = policy.calls
     t_rearm = time.monotonic()
