@@ -42,6 +42,10 @@ DEFAULT_RAMP_SPEED = 0.5
 a tenth of the default rig's safety step limit)."""
 
 
+SETTLE_TIMEOUT_S = 2.0
+"""Longest a replay goes on holding its last target, past its end, for the robot to be commanded there."""
+
+
 class ReplayError(RuntimeError):
     """A replay that cannot start now; the message says why and what to do."""
 
@@ -81,9 +85,11 @@ class ReplayInput(InputDevice):
     The clock starts at the first :meth:`read` (the loop's first tick in charge),
     the ramp from ``start_pose`` comes first, and then the sample at or before
     ``now - start - ramp`` is returned; after the last one the input keeps
-    answering with it (the robot holds there) and :attr:`finished` is set.
-    ``on_finished`` is called once, from the reading thread (the control loop):
-    it must not block.
+    answering with it (the robot holds there) and :attr:`finished` is set once
+    ``reached(last target)`` says the robot was commanded there (the safety
+    filter's step limit may still be catching up after a stall), or
+    :data:`SETTLE_TIMEOUT_S` later. ``on_finished`` is called once, from the
+    reading thread (the control loop): it must not block.
     """
 
     def __init__(
@@ -94,6 +100,7 @@ class ReplayInput(InputDevice):
         ramp_speed: float = DEFAULT_RAMP_SPEED,
         clock: Callable[[], float] = time.monotonic,
         on_finished: Callable[[], None] | None = None,
+        reached: Callable[[np.ndarray], bool] | None = None,
         name: str = REPLAY_INPUT,
     ) -> None:
         super().__init__(name)
@@ -103,6 +110,7 @@ class ReplayInput(InputDevice):
         self.ramp_speed = ramp_speed
         self.clock = clock
         self.on_finished = on_finished
+        self.reached = reached
         self.start_pose: np.ndarray | None = None
         self.ramp_s = 0.0
         self.set_start_pose(start_pose)
@@ -161,7 +169,9 @@ class ReplayInput(InputDevice):
                 self._t_start = now
             self._elapsed = now - self._t_start
             target = self.target_at(self._elapsed)
-            done = not self._finished and self._elapsed - self.ramp_s >= self.trajectory.duration
+            past_end = self._elapsed - self.ramp_s - self.trajectory.duration
+            done = not self._finished and past_end >= 0 and (
+                self.reached is None or past_end >= SETTLE_TIMEOUT_S or self.reached(target))
             if done:
                 self._finished = True
         if done and self.on_finished is not None:
@@ -244,7 +254,7 @@ class Replayer:
             if traj.joint_names != robot_joints:
                 raise ReplayError(f"{path.name} was recorded with joints {', '.join(traj.joint_names)}; "
                                   f"this robot has {', '.join(robot_joints)}")
-            inp = ReplayInput(traj, ramp_speed=self.ramp_speed, on_finished=self._on_finished)
+            inp = ReplayInput(traj, ramp_speed=self.ramp_speed, on_finished=self._on_finished, reached=self._commanded)
             abandoned = threading.Event()
             future = loop.call_soon(lambda: self._take_over(inp, path, abandoned))
             try:
@@ -288,6 +298,12 @@ class Replayer:
         # The kill listener only ends a replay it can see; one that tripped while we switched is caught here.
         if rig.kill.latched and self._end("kill switch", wait=False):
             raise ReplayError("the robot was stopped: re-arm it before replaying")
+
+    def _commanded(self, target: np.ndarray) -> bool:
+        """The last command the loop sent (after the safety filter) was ``target``."""
+        last = self.rig.loop.latest()
+        return last is not None and last.command.shape == target.shape and bool(
+            np.allclose(last.command, target, atol=1e-6))
 
     def stop(self, reason: str = "stopped") -> bool:
         """End the running replay early and give the robot back; False if none was running."""

@@ -18,7 +18,7 @@ from recordings.reader import Episode
 from recordings.recorder import Recorder
 from synthetic_episodes import make_episode
 from teleop_app.config import load_rig
-from teleop_app.replay import REPLAY_INPUT, ReplayError, ReplayInput, Replayer, Trajectory
+from teleop_app.replay import REPLAY_INPUT, SETTLE_TIMEOUT_S, ReplayError, ReplayInput, Replayer, Trajectory
 from teleop_app.rig import build_rig
 from teleop_app.session import Mode
 from waiting import wait_for
@@ -57,6 +57,31 @@ def test_plays_the_last_sample_at_or_before_the_time_since_start():
     np.testing.assert_array_equal(inp.read().joint_targets, [2, 2])  # holds the last sample
     assert finished == [100.25]  # reported once
     assert inp.position_s == 0.25
+
+
+def test_after_a_stall_it_finishes_only_once_the_robot_was_commanded_to_the_last_target():
+    """A stalled loop jumps ahead in time; the step limit then lags, and handing back early left the arm short."""
+    clock = FakeClock()
+    commanded = {"q": np.array([0.0, 0.0])}
+    finished = []
+    inp = ReplayInput(traj([0.0, 0.125], [[0, 0], [1, 1]]), clock=clock, on_finished=lambda: finished.append(1),
+                      reached=lambda q: bool(np.allclose(commanded["q"], q)))
+    inp.read()
+    clock.now = 100.5  # the loop was away for half a second: the next read is past the end
+    np.testing.assert_array_equal(inp.read().joint_targets, [1, 1])
+    assert not inp.finished and not finished  # the last command sent was still [0, 0]
+    commanded["q"] = np.array([1.0, 1.0])  # the step limit got there
+    inp.read()
+    assert inp.finished and finished == [1]
+
+    stuck = ReplayInput(traj([0.0, 0.125], [[0, 0], [1, 1]]), clock=clock, reached=lambda q: False)
+    stuck.read()
+    clock.now += 0.125 + SETTLE_TIMEOUT_S - 1 / 128  # binary fractions: exact clock arithmetic
+    stuck.read()
+    assert not stuck.finished
+    clock.now += 1 / 128  # however long a limit holds it back, the replay ends
+    stuck.read()
+    assert stuck.finished
 
 
 def test_ramps_from_the_start_pose_at_the_ramp_speed():
