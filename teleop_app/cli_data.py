@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +198,12 @@ def _episodes(args: argparse.Namespace) -> int:
     raise ValueError(f"unknown action {action}")
 
 
+def _held_since(rig: Any, t: float) -> bool:
+    """The loop has sent a kill-switch hold in a tick that started after ``t``."""
+    last = rig.loop.latest()
+    return last is not None and last.killed and last.t > t
+
+
 def _replay(args: argparse.Namespace) -> int:
     """Ctrl+C is STOP: the kill switch holds the robot on the next tick and ends the replay."""
     import signal
@@ -230,6 +237,10 @@ def _replay(args: argparse.Namespace) -> int:
         if not rig.kill.latched:
             progress(round(total * 10), round(total * 10), f"{total:.1f} / {total:.1f} s")
         progress.close()
+        if rig.kill.latched:  # the robot holds on the loop's next tick: let that tick happen before closing
+            deadline = time.monotonic() + 1.0
+            while time.monotonic() < deadline and not _held_since(rig, rig.kill.t_trigger):
+                time.sleep(0.01)
     finally:
         rig.close()
         for sig, handler in previous.items():
