@@ -121,15 +121,13 @@ def record_episodes(
             except RecordingError as exc:  # the writer failed: a full disk, …; the next episode would too
                 failed = str(exc)
             rig.session.stop_recording(reason=label)
-            more = [end()]
+            ended = end()
             if failed is not None:
                 break
             outcomes.append(Outcome(path, success, time.monotonic() - t0))
-            if killed is not None:
-                more.append(f"stopped by the kill switch: {killed}")
-            more = [m for m in more if m]
+            more = [m for m in (ended, killed and f"stopped by the kill switch: {killed}") if m]
             if more:
-                edit.label(path, notes="; ".join([notes, *more] if notes else more))
+                edit.label(path, notes="; ".join(n for n in (notes, *more) if n))
             if killed is not None:
                 stopped = killed
                 break
