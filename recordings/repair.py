@@ -131,7 +131,7 @@ def _note(ep: Episode, n_ticks: int, ticks_cut: int, duration: float, keep: dict
           cut: dict[str, int], truncated: str | None) -> str:
     when = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     frames = ", ".join(f"{cam} {int(k.sum())} kept/{cut[cam]} cut" for cam, k in keep.items()) or "no cameras"
-    reasons = "; ".join([truncated] * bool(truncated) + list(ep.issues)) or "incomplete rows"
+    reasons = "; ".join([*([truncated] if truncated else []), *ep.issues]) or "incomplete rows"
     return (f"[repaired {when}: {reasons}. Kept {n_ticks} ticks ({duration:.2f} s), cut {ticks_cut} incomplete "
             f"tick rows; frames: {frames}. Samples after the last flush before the crash are lost.]")
 

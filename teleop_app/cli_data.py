@@ -24,7 +24,8 @@ def add_batch_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("collect", help="record episodes headless (scripted expert or keyboard)")
-    p.add_argument("--headless", action="store_true", help="no window (required: to record by hand, open `teleop-app gui`)")
+    p.add_argument("--headless", action="store_true",
+                   help="no window (required: to record by hand, open `teleop-app gui`)")
     p.add_argument("--input", default=None, help="input device name from the rig (default: the rig's first)")
     p.add_argument("--episodes", type=int, default=1)
     p.add_argument("--seconds", type=float, default=20.0, help="longest episode")
@@ -223,9 +224,9 @@ def _replay(args: argparse.Namespace) -> int:
     replayer.add_listener(lambda event: event in ("finished", "stopped") and over.set())
     previous = {sig: signal.signal(sig, lambda *_: rig.kill.trigger("Ctrl+C"))
                 for sig in (signal.SIGINT, signal.SIGTERM)}
-    rig.start()
     progress = Progress("replay")
     try:
+        rig.start()
         try:
             replayer.start(args.file)
         except ReplayError as exc:
