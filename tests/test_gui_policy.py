@@ -112,7 +112,7 @@ def load(qtbot, tab, spec, obs_map=""):
 
 
 def sources_after(rig, t):
-    return [s for ts, _, s in rig.robot.command_log if ts >= t]
+    return [s for _, _, s in rig.robot.command_log.since(t)]
 
 
 def test_server_policy_drives_plots_its_chunks_and_stops_on_escape(qtbot, policy_window, expert_server, tmp_path):

@@ -473,7 +473,7 @@ def test_replay_button_drives_the_robot_and_stop_holds_it(qtbot, tab, sim_rig, d
     assert sim_rig.session.mode is Mode.REPLAY
     assert wait_for(lambda: tab.replayer.input is not None and tab.replayer.input.elapsed_s > 0.2), \
         "the control loop never read the replay input (it must read inputs in Mode.REPLAY)"
-    sent = [(q, s) for t, q, s in list(sim_rig.robot.command_log) if t > t_start]
+    sent = [(q, s) for t, q, s in sim_rig.robot.command_log if t > t_start]
     assert any(s == "replay" for _, s in sent)
     moving = [q for q, s in sent if s == "replay"]
     assert np.abs(moving[-1] - moving[0]).max() > 0  # the replay moves the robot (ramping to the episode)
@@ -487,8 +487,8 @@ def test_replay_button_drives_the_robot_and_stop_holds_it(qtbot, tab, sim_rig, d
     assert wait_for(lambda: tab.replayer.input is not None and tab.replayer.input.elapsed_s > 0.2)
     tab.console.stop()  # the STOP button / Esc of the window
     t_kill = sim_rig.kill.t_trigger
-    assert wait_for(lambda: any(t > t_kill and s == "kill" for t, _, s in list(sim_rig.robot.command_log)))
-    log = [s for t, _, s in list(sim_rig.robot.command_log) if t > t_kill]
+    assert wait_for(lambda: any(t > t_kill and s == "kill" for t, _, s in sim_rig.robot.command_log))
+    log = [s for t, _, s in sim_rig.robot.command_log if t > t_kill]
     assert log.index("kill") <= 1 and set(log[log.index("kill"):]) == {"kill"}
     qtbot.waitUntil(lambda: tab.replay_button.text() == "▶ Replay on robot")
     assert "kill switch" in tab.last_message

@@ -443,7 +443,7 @@ def test_leader_arm_drives_the_simulated_arm_and_unplugging_holds_it(tmp_path):
             assert wait_for(lambda: rig.loop.last_input is not None and not rig.loop.last_input.connected)
             n = len(robot.command_log)
             assert wait_for(lambda: len(robot.command_log) >= n + 20)
-            held = [q for _, q, _ in list(robot.command_log)[n:]]
+            held = [q for _, q, _ in robot.command_log.snapshot()[n:]]
             assert all(np.array_equal(q, held[0]) for q in held)  # the loop holds the last target
             assert np.allclose(held[0], target, atol=2e-3)
             assert not rig.kill.latched and rig.loop.error is None

@@ -87,7 +87,7 @@ def test_kill_switch_holds_on_the_next_tick_and_latches(sim_rig):
     killer.start()
     killer.join()
     t_kill = sim_rig.kill.t_trigger
-    assert wait_for(lambda: any(t > t_kill and s == "kill" for t, _, s in list(sim_rig.robot.command_log)))
+    assert wait_for(lambda: any(t > t_kill and s == "kill" for t, _, s in sim_rig.robot.command_log))
     time.sleep(0.5)
     log = [(t, q, s) for t, q, s in sim_rig.robot.command_log if t > t_kill]
     # at most the tick already past its kill check sends its command; from the next tick on, only the hold
@@ -104,7 +104,7 @@ def test_kill_switch_holds_on_the_next_tick_and_latches(sim_rig):
 
     t_rearm = time.monotonic()
     sim_rig.kill.rearm()
-    assert wait_for(lambda: any(t > t_rearm and s == "human" for t, _, s in list(sim_rig.robot.command_log)))
+    assert wait_for(lambda: any(t > t_rearm and s == "human" for t, _, s in sim_rig.robot.command_log))
     resumed = next(q for t, q, s in sim_rig.robot.command_log if t > t_rearm and s == "human")
     assert np.abs(resumed - first[1]).max() <= sim_rig.loop.safety.limits.max_joint_step + 1e-9
 

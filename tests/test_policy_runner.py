@@ -24,7 +24,7 @@ def runner_for(rig, policy, strategy="async", timeout_s=2.0, **kwargs):
 
 
 def commands_since(rig, t0):
-    return [(t, q, s) for t, q, s in list(rig.robot.command_log) if t >= t0]
+    return rig.robot.command_log.since(t0)
 
 
 def test_async_strategy_keeps_the_loop_rate_with_a_150ms_policy(sim_rig):

@@ -104,7 +104,7 @@ def held_after_kill(rig):
     """Every command after the kill is the hold (at most the tick already past its kill check sent first)."""
     t_kill = rig.kill.t_trigger
     time.sleep(0.2)
-    after = [s for t, _, s in list(rig.robot.command_log) if t > t_kill]
+    after = [s for t, _, s in rig.robot.command_log if t > t_kill]
     return bool(after) and after.index("kill") <= 1 and set(after[after.index("kill"):]) == {"kill"}
 
 

@@ -136,7 +136,7 @@ def recorded(tmp_path_factory):
 
 
 def replay_commands(rig, since: float) -> list[tuple[float, np.ndarray, str]]:
-    return [(t, q, s) for t, q, s in list(rig.robot.command_log) if t > since]
+    return [(t, q, s) for t, q, s in rig.robot.command_log if t > since]
 
 
 def test_replay_drives_the_robot_through_the_safety_filter_and_gives_it_back(sim_rig, recorded):

@@ -20,6 +20,7 @@ import mujoco
 import numpy as np
 
 from drivers.base import DeviceError, Robot
+from drivers.command_log import CommandLog
 from drivers.sim.kinematics import PAD_GEOMS, SO101Kinematics
 from drivers.sim.model import CUBE_BODY, JOINTS, build_model
 from drivers.types import JointCommand, RobotState
@@ -67,7 +68,7 @@ class SimSO101(Robot):
         self.kinematics = SO101Kinematics()
         self.joint_lower = self.kinematics.joint_lower.copy()
         self.joint_upper = self.kinematics.joint_upper.copy()
-        self.command_log: collections.deque[tuple[float, np.ndarray, str]] = collections.deque(maxlen=10_000)
+        self.command_log = CommandLog()
         self._kin = SO101Kinematics()
         self._lock = threading.Lock()
         self._listeners: list[StateListener] = []
@@ -124,7 +125,7 @@ class SimSO101(Robot):
             else:
                 snapshot = self._step(round(self.config.step_dt / self._model.opt.timestep))
             data.ctrl[:] = np.clip(q, self.joint_lower, self.joint_upper)
-            self.command_log.append((time.monotonic(), data.ctrl.copy(), source))
+            self.command_log.append(data.ctrl.copy(), source)
         self._notify(snapshot)
 
     def read(self) -> RobotState:
@@ -150,7 +151,7 @@ class SimSO101(Robot):
             snapshot = self._advance_to_now() if self.config.realtime else None
             n = len(JOINTS) - 1
             data.ctrl[:n] = np.clip(data.qpos[:n], self.joint_lower[:n], self.joint_upper[:n])
-            self.command_log.append((time.monotonic(), data.ctrl.copy(), source))
+            self.command_log.append(data.ctrl.copy(), source)
         self._notify(snapshot)
 
     def reset_scene(self, seed: int | None = None) -> bool:

@@ -12,7 +12,6 @@ turns that into a kill-switch hold); the servos keep their last goal.
 
 from __future__ import annotations
 
-import collections
 import threading
 import time
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from drivers.base import DeviceError, Robot
+from drivers.command_log import CommandLog
 from drivers.registry import ConfigError
 from drivers.servo.bus import ServoBus
 from drivers.sim.kinematics import N_ARM, SO101Kinematics
@@ -59,7 +59,7 @@ class SO101Follower(Robot):
                               f"is for {self.calibration.protocol!r}")
         self.bus = ServoBus(config.port, "feetech", config.baud,
                             timeout=config.timeout_ms / 1e3, retries=config.retries)
-        self.command_log: collections.deque[tuple[float, np.ndarray, str]] = collections.deque(maxlen=10_000)
+        self.command_log = CommandLog()
         self.error: str | None = None  # the last failure of hold() (which never raises)
         self._kin = SO101Kinematics()  # for read(), from any thread, under _lock
         self._lock = threading.Lock()
@@ -177,4 +177,4 @@ class SO101Follower(Robot):
         """Send goals for ``q`` and remember it as the last command. Lock held."""
         self.bus.write_goals(self.calibration.to_ticks(q[:N_ARM], self.joint_to_gripper(q[-1])))
         self._q_cmd = q.copy()
-        self.command_log.append((time.monotonic(), self._q_cmd, source))
+        self.command_log.append(self._q_cmd, source)
