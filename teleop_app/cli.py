@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from teleop_app import __version__
+from teleop_app.cli_errors import fail
 
 
 
@@ -77,16 +78,16 @@ def _gui(rig: str | None, dataset: str | None, operator: str) -> int:
     from drivers.registry import ConfigError
 
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM")):
-        return _fail("no display to open the window on: run it on a desktop, under `xvfb-run`, "
+        return fail("no display to open the window on: run it on a desktop, under `xvfb-run`, "
                      "or use `teleop-app teleop --headless`")
     try:
         from ui.app import main as gui_main
     except ImportError as exc:
-        return _fail(f"the window cannot start ({exc}): reinstall with `make run`")
+        return fail(f"the window cannot start ({exc}): reinstall with `make run`")
     try:
         return gui_main(rig, dataset, operator)
     except (ConfigError, DeviceError) as exc:
-        return _fail(str(exc))
+        return fail(exc)
 
 
 def _devices(args: argparse.Namespace) -> int:
@@ -95,11 +96,6 @@ def _devices(args: argparse.Namespace) -> int:
     report = discover()
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.text())
     return 0
-
-
-def _fail(message: str) -> int:
-    print(f"teleop-app: {message}", file=sys.stderr)
-    return 2
 
 
 def _teleop(args: argparse.Namespace) -> int:
@@ -119,10 +115,10 @@ def _teleop(args: argparse.Namespace) -> int:
             config = config.without_cameras()
         input_name = args.input or (config.inputs[0].name if config.inputs else None)
         if input_name is None:
-            return _fail(f"rig {config.name} has no input device")
+            return fail(f"rig {config.name} has no input device")
         rig = build_rig(config, active_input=input_name)
     except (ConfigError, DeviceError) as exc:
-        return _fail(str(exc))
+        return fail(exc)
 
     stop = threading.Event()
     terminal = None
@@ -133,7 +129,7 @@ def _teleop(args: argparse.Namespace) -> int:
         check_can_drive(rig, input_name)
     except (DeviceError, RuntimeError) as exc:
         rig.close()
-        return _fail(f"could not start the rig: {exc}")
+        return fail(f"could not start the rig: {exc}")
     try:
         rig.loop.reset_scene(args.seed).result(timeout=5)
         rig.session.set_mode(Mode.TELEOP, reason="cli")

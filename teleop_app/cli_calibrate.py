@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from teleop_app.cli_errors import fail
+
 if TYPE_CHECKING:  # imported lazily at run time: `teleop-app --help` stays fast
     from drivers.servo.bus import ServoBus
     from drivers.so101.calibration import ArmCalibration
@@ -65,8 +67,7 @@ def run(args: argparse.Namespace) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         calibration.save(args.out)
     except (DeviceError, ConfigError, ValueError, OSError) as exc:
-        print(f"teleop-app: {exc}", file=sys.stderr)
-        return 2
+        return fail(exc)
     except (KeyboardInterrupt, EOFError):
         print("\nteleop-app: calibration cancelled; nothing written", file=sys.stderr)
         return 130

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
+from teleop_app.cli_errors import fail
 from teleop_app.progress import Progress
 
 
@@ -60,8 +60,7 @@ def run(args: argparse.Namespace) -> int:
         report = write_report(comparison, args.report) if args.report is not None else None
     except (EpisodeError, ValueError, OSError) as exc:
         progress.close()
-        print(f"teleop-app: {exc}", file=sys.stderr)
-        return 2
+        return fail(exc)
     progress.close()
     if args.json:
         data = comparison.to_dict()

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from teleop_app.cli_errors import fail
 from teleop_app.progress import Progress
 
 
@@ -91,8 +92,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         return handler(args)
     except (EpisodeError, ValueError, OSError, ConfigError, DeviceError) as exc:
-        print(f"teleop-app: {exc}", file=sys.stderr)
-        return 2
+        return fail(exc)
 
 
 # -- collect ---------------------------------------------------------------------------------

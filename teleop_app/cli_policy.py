@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from teleop_app.cli_errors import fail
+
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     from policies.strategies import BLENDS, STRATEGIES
@@ -68,8 +70,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         return _run_policy(args)
     except (ValueError, OSError, ConfigError, DeviceError, PolicyError, EpisodeError, RecordingError) as exc:
-        print(f"teleop-app: {exc}", file=sys.stderr)
-        return 2
+        return fail(exc)
 
 
 def _server_options(args: argparse.Namespace, rig: Any) -> dict[str, Any]:

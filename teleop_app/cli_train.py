@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from teleop_app.cli_errors import fail
 from teleop_app.progress import Progress
 
 
@@ -36,8 +37,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         return _train(args)
     except (DatasetError, EpisodeError, ValueError, OSError) as exc:
-        print(f"teleop-app: {exc}", file=sys.stderr)
-        return 2
+        return fail(exc)
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -40,6 +40,27 @@ SECTIONS = ("input", "command", "safety", "send", "read", "publish")
 _RING = 1 << 16  # ~11 minutes of periods at 100 Hz for percentiles
 
 
+class LoopNotAnswering(TimeoutError):
+    """The control loop did not run a call in time (a ``TimeoutError``, so an ``OSError``)."""
+
+
+class _LoopCall(Future):
+    """A call waiting for the loop thread; a timeout names the reason instead of being blank."""
+
+    def __init__(self, loop: ControlLoop) -> None:
+        super().__init__()
+        self._loop = loop
+
+    def result(self, timeout: float | None = None) -> Any:
+        try:
+            return super().result(timeout)
+        except TimeoutError:
+            if self.done():  # the call itself raised it
+                raise
+            raise LoopNotAnswering(f"the control loop did not answer within {timeout:g} s: "
+                                   f"{self._loop.why_not_answering()}") from None
+
+
 @dataclass(frozen=True, slots=True)
 class TickRecord:
     """Everything one tick did, with monotonic timestamps."""
@@ -149,13 +170,26 @@ class ControlLoop:
         return self.ticks.latest.get()
 
     def call_soon(self, fn: Callable[[], Any]) -> Future:
-        """Run ``fn`` on the loop thread at the start of the next tick; its result comes in the future."""
-        future: Future = Future()
+        """Run ``fn`` on the loop thread at the start of the next tick; its result comes in the future.
+
+        Waiting on that future past its timeout raises :class:`LoopNotAnswering`, which says why.
+        """
+        future = _LoopCall(self)
         with self._calls_lock:
             self._calls.append((fn, future))
         if not self.running:
             self._run_calls()
         return future
+
+    def why_not_answering(self) -> str:
+        """What the loop is doing instead of running calls, for an error message."""
+        if not self.running:
+            return "its thread is not running" + (f" ({self.error})" if self.error else "")
+        began = self._prev_t0
+        if began is None:
+            return "it has not ticked yet"
+        return (f"its current tick began {time.monotonic() - began:.1f} s ago: the CPU is overloaded "
+                "or a driver blocks the loop")
 
     def reset_scene(self, seed: int | None = None) -> Future:
         """Reset the scene (sim) between ticks and re-sync the command to the new pose."""

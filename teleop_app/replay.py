@@ -259,12 +259,12 @@ class Replayer:
             future = loop.call_soon(lambda: self._take_over(inp, path, abandoned))
             try:
                 future.result(timeout=2.0)
-            except TimeoutError:
+            except TimeoutError as exc:
                 with self._lock:
                     abandoned.set()
                     started = self.input is inp
                 if not started:
-                    raise ReplayError("the control loop did not answer within 2 s") from None
+                    raise ReplayError(str(exc)) from None
         finally:
             with self._lock:
                 self._starting = False

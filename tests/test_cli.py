@@ -149,3 +149,13 @@ def test_the_window_closes_cleanly_on_ctrl_c_and_sigterm(tmp_path, sig):
     assert "Traceback" not in rest, rest
     settings = (tmp_path / "config" / "teleop-app" / "teleop-app.conf").read_text()
     assert "dataset_dir" in settings and str(tmp_path / "data") in settings
+
+
+def test_an_error_without_a_message_still_says_something(capsys):
+    from teleop_app.cli_errors import fail
+
+    assert fail(TimeoutError()) == 2
+    assert capsys.readouterr().err == ("teleop-app: TimeoutError (no message): please report this with the "
+                                       "command you ran\n")
+    assert fail(ValueError("--episodes must be ≥ 1")) == 2
+    assert capsys.readouterr().err == "teleop-app: --episodes must be ≥ 1\n"

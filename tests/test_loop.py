@@ -140,3 +140,30 @@ def test_reset_scene_runs_between_ticks(sim_rig):
     with pytest.raises(ZeroDivisionError):
         sim_rig.loop.call_soon(lambda: 1 / 0).result(timeout=2)
     assert sim_rig.loop.running
+
+
+def test_a_call_the_loop_cannot_run_in_time_says_why(sim_rig):
+    """A blank 'teleop-app: ' once ended a run-policy batch: waiting on a stalled loop must name the stall."""
+    from teleop_app.loop import LoopNotAnswering
+
+    sim_rig.start()
+    release = threading.Event()
+    sim_rig.loop.call_soon(lambda: release.wait(3.0))  # a driver blocking the loop thread
+    queued = sim_rig.loop.call_soon(lambda: "ran")
+    try:
+        with pytest.raises(LoopNotAnswering, match=r"did not answer within 0.3 s: its current tick began "
+                                                   r"0\.\d s ago: the CPU is overloaded or a driver blocks the loop"):
+            queued.result(timeout=0.3)
+    finally:
+        release.set()
+    assert queued.result(timeout=2.0) == "ran"  # the call still runs once the loop is free
+
+    def fails():
+        raise TimeoutError("the call's own timeout")
+
+    with pytest.raises(TimeoutError, match="the call's own timeout"):  # not mistaken for a stall
+        sim_rig.loop.call_soon(fails).result(timeout=2.0)
+
+
+def test_a_stopped_loop_is_named_as_such(sim_rig):
+    assert sim_rig.loop.why_not_answering() == "its thread is not running"

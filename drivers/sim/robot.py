@@ -9,7 +9,6 @@ polls. With ``realtime=False`` only ``send`` advances the physics, by exactly
 
 from __future__ import annotations
 
-import collections
 import math
 import threading
 import time
