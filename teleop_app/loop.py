@@ -16,11 +16,14 @@ A human moving the takeover device switches to ``INTERVENTION`` (ticks labelled
 from __future__ import annotations
 
 import os
+import sys
+import sysconfig
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -38,6 +41,20 @@ if TYPE_CHECKING:
 LOOP_NICE = -10  # the loop thread's nice value, where the user may raise priority
 SECTIONS = ("input", "command", "safety", "send", "read", "publish")
 _RING = 1 << 16  # ~11 minutes of periods at 100 Hz for percentiles
+_STDLIB = sysconfig.get_paths()["stdlib"]
+
+
+def what_thread_is_doing(thread: threading.Thread | None) -> str | None:
+    """Where ``thread`` is now: its innermost frame outside the standard library, for a stall report."""
+    frame = sys._current_frames().get(thread.ident) if thread is not None and thread.ident is not None else None
+    while frame is not None and frame.f_code.co_filename.startswith(_STDLIB):
+        frame = frame.f_back
+    if frame is None:
+        return None
+    code = frame.f_code
+    if code is ControlLoop._sleep_until.__code__:
+        return "waiting for its next tick (its thread was not scheduled in time: the CPU is overloaded)"
+    return f"in {code.co_qualname} ({'/'.join(Path(code.co_filename).parts[-2:])}:{frame.f_lineno})"
 
 
 class LoopNotAnswering(TimeoutError):
@@ -112,7 +129,8 @@ class ControlLoop:
         self.kill = kill or KillSwitch()
         self.session = session or Session()
         self.loop_core = loop_core
-        self.watchdog = Watchdog(robot, self.kill, self.period, watchdog_periods)
+        self.watchdog = Watchdog(robot, self.kill, self.period, watchdog_periods,
+                                 where=lambda: what_thread_is_doing(self._thread))
         self.ticks: Broadcast[TickRecord] = Broadcast()
         self.active_input = active_input or next(iter(self.inputs), None)
         self.last_input: InputState | None = None

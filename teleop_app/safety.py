@@ -176,8 +176,10 @@ class Watchdog:
     hold on its own, without waiting for the loop.
     """
 
-    def __init__(self, robot: Robot, kill: KillSwitch, period: float, stall_periods: int = 20) -> None:
+    def __init__(self, robot: Robot, kill: KillSwitch, period: float, stall_periods: int = 20,
+                 where: Callable[[], str | None] = lambda: None) -> None:
         self.robot = robot
+        self.where = where  # what the loop thread is doing, for the reason
         self.kill = kill
         self.period = period
         self.limit = stall_periods * period
@@ -214,6 +216,9 @@ class Watchdog:
                 self.trips += 1
                 self.last_trip_stall_ms = stall * 1e3
                 reason = f"watchdog: control loop stalled for {stall * 1e3:.0f} ms"
+                doing = self.where()
+                if doing:
+                    reason += f", {doing}"
                 try:
                     self.robot.hold(source="watchdog")
                 except Exception as exc:  # the watchdog must outlive a robot that fails too

@@ -116,6 +116,7 @@ def test_watchdog_holds_a_stalled_loop(sim_rig):
     sim_rig.session.set_mode(Mode.TELEOP)
     assert wait_for(lambda: sim_rig.kill.latched, timeout=5)
     assert sim_rig.kill.reason.startswith("watchdog: control loop stalled")
+    assert sim_rig.kill.reason.endswith(", in ScriptedValues.read (tests/test_loop.py:28)")  # where it hung
     holds = [t for t, _, s in sim_rig.robot.command_log if s == "watchdog"]
     assert len(holds) == 1 and sim_rig.loop.watchdog.trips == 1
     # the watchdog acted during the 0.4 s stall, once the stall passed its limit (20 periods)
@@ -167,3 +168,14 @@ def test_a_call_the_loop_cannot_run_in_time_says_why(sim_rig):
 
 def test_a_stopped_loop_is_named_as_such(sim_rig):
     assert sim_rig.loop.why_not_answering() == "its thread is not running"
+
+
+def test_a_stall_report_tells_a_busy_driver_from_a_thread_left_waiting(sim_rig):
+    from teleop_app.loop import what_thread_is_doing
+
+    sim_rig.start()
+    [loop_thread] = [t for t in threading.enumerate() if t.name == "control-loop"]
+    seen = {what_thread_is_doing(loop_thread) for _ in range(300) if not time.sleep(0.001)}
+    # between ticks it sleeps until the next deadline; overrunning there means the OS did not run it
+    assert "waiting for its next tick (its thread was not scheduled in time: the CPU is overloaded)" in seen
+    assert what_thread_is_doing(None) is None
