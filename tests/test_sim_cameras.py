@@ -90,8 +90,9 @@ def test_both_cameras_stream_frames_that_follow_the_arm(robot, cameras):
         t_host = np.array([f.t_host for f in frames])
         assert np.all(t_capture <= t_host)
         assert np.all(np.diff(t_capture) >= 0) and np.all(np.diff(t_host) >= 0)
-        in_window = [f for f in frames if t0 <= f.t_host <= t1]
-        assert len(in_window) >= 0.5 * FPS * (t1 - t0), f"{cam.name}: {len(in_window)} frames in {t1 - t0:.1f} s"
+        # frames all through the window (the rate depends on the machine: benchmarks/render_only.py measures it)
+        for a, b in ((t0, t_move), (t_move, t1)):
+            assert sum(a <= f.t_host <= b for f in frames) >= 3, f"{cam.name}: too few frames in {b - a:.1f} s"
 
         still = [f.image.astype(np.int16) for f in frames if f.t_capture < t_move]
         moved = frames[-1].image.astype(np.int16)
