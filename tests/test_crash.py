@@ -150,7 +150,8 @@ def test_a_live_episode_opens_from_another_process(tmp_path):
         (path,) = tmp_path.glob("episode_*.h5")
         with Episode.open(path) as ep:
             n = ep.frame_count("front", trimmed=False)
-            seen.update(status=ep.status, ticks=ep.tick_count(), frames=n, shape=ep.frame("front", n - 1, trimmed=False).shape)
+            last = ep.frame("front", n - 1, trimmed=False)  # untrimmed: it may come after the last tick written
+            seen.update(status=ep.status, ticks=ep.tick_count(), frames=n, shape=last.shape)
 
     record_and_kill(tmp_path, 1.5, before_kill=look)
     assert seen["status"] == "recording" and seen["ticks"] >= 50 and seen["frames"] >= 15
