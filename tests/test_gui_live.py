@@ -216,3 +216,20 @@ def test_settings_are_remembered(qtbot, rig_file, settings, tmp_path):
     finally:
         window.close()
         console.close()
+
+
+def test_a_stalled_loop_is_a_red_line_not_a_traceback(qtbot, console_window):
+    """An action that needs the loop (choosing the input) while a driver blocks it says so in the window."""
+    import threading
+
+    console, window = console_window
+    release = threading.Event()
+    console.rig.loop.call_soon(lambda: release.wait(5.0))  # a driver call that hangs on the loop thread
+    try:
+        window.live.input_panel.input_chosen.emit("scripted")
+        text = window.message_label.text()
+        assert "the control loop did not answer within 2 s: its current tick began" in text and "#d33" in text
+    finally:
+        release.set()
+    window.live.input_panel.input_chosen.emit("scripted")  # the loop is free again: the choice takes
+    assert console.rig.loop.active_input == "scripted"

@@ -14,6 +14,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from drivers.keyboard import GRIPPER_KEY, MOTION_KEYS, KeyboardInput
 from drivers.streams import RateMeter
 from teleop_app.console import Console, ConsoleError
+from teleop_app.loop import LoopNotAnswering
 from teleop_app.session import Mode
 from ui.bridge import ConsoleBridge
 from ui.help_overlay import HelpOverlay, shortcut_sections
@@ -182,10 +183,10 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # -- intent ------------------------------------------------------------------------------
     def _run(self, fn, *args) -> object:
-        """Call a console action; a refusal becomes the status message, never an exception dialog."""
+        """Call a console action; a refusal (or a stalled loop) becomes the status message, never a traceback."""
         try:
             return fn(*args)
-        except ConsoleError as exc:
+        except (ConsoleError, LoopNotAnswering) as exc:
             self.message_label.setText(f"<b style='color:#d33'>{exc}</b>")
             return None
 
