@@ -25,10 +25,6 @@ from ui.app import open_console
 from ui.policy_tab import PolicyTab
 from ui.screenshots import MAX_PNG_BYTES, _save_small_png
 
-# The Live tab's test rig; its watchdog waits a second rather than 0.2 s, because a busy shared CPU can
-# pause the loop that long and a tripped watchdog stops the robot (the watchdog has its own tests).
-POLICY_RIG = SMALL_RIG.replace("[safety]\n", "[safety]\nwatchdog_periods = 100\n")
-assert POLICY_RIG != SMALL_RIG
 Key = QtCore.Qt.Key
 LMB = QtCore.Qt.MouseButton.LeftButton
 CHUNK = 25
@@ -38,7 +34,7 @@ CHUNK = 25
 def policy_window(qtbot, tmp_path):
     """The console window with its Policy tab shown (added here until the window builds it itself)."""
     rig_file = tmp_path / "rig.toml"
-    rig_file.write_text(POLICY_RIG)
+    rig_file.write_text(SMALL_RIG)
     settings = QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.Format.IniFormat)
     console, window = open_console(str(rig_file), str(tmp_path / "data"), operator="tester", settings=settings)
     tab = getattr(window, "policy_tab", None)

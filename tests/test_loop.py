@@ -109,6 +109,7 @@ def test_kill_switch_holds_on_the_next_tick_and_latches(sim_rig):
     assert np.abs(resumed - first[1]).max() <= sim_rig.loop.safety.limits.max_joint_step + 1e-9
 
 
+@pytest.mark.shipped_watchdog
 def test_watchdog_holds_a_stalled_loop(sim_rig):
     device = ScriptedValues([np.array([0.05, 0, 0, 0, 0, 0])] * 1000, stall_at=50, stall_s=0.4)
     use_input(sim_rig, device)
