@@ -13,6 +13,7 @@ from typing import Any
 
 from teleop_app import __version__
 from teleop_app.cli_errors import fail
+from teleop_app.gc_pauses import freeze_long_lived
 
 
 
@@ -125,6 +126,7 @@ def _teleop(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
+        freeze_long_lived()
         rig.start()
         check_can_drive(rig, input_name)
     except (DeviceError, RuntimeError) as exc:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from teleop_app.cli_errors import fail
+from teleop_app.gc_pauses import freeze_long_lived
 from teleop_app.progress import Progress
 
 
@@ -112,6 +113,7 @@ def _collect(args: argparse.Namespace) -> int:
         config = config.without_cameras()
     rig = build_rig(config, active_input=args.input or (config.inputs[0].name if config.inputs else None))
     args.out.mkdir(parents=True, exist_ok=True)
+    freeze_long_lived()
     rig.start()
     try:
         rig.session.set_mode(Mode.TELEOP, reason="collect")
@@ -226,6 +228,7 @@ def _replay(args: argparse.Namespace) -> int:
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     progress = Progress("replay")
     try:
+        freeze_long_lived()
         rig.start()
         try:
             replayer.start(args.file)

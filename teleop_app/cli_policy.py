@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from teleop_app.cli_errors import fail
+from teleop_app.gc_pauses import freeze_long_lived
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -160,6 +161,7 @@ def _run_policy(args: argparse.Namespace) -> int:
         runner = PolicyRunner.for_rig(rig, policy, strategy, args.task, timeout_s=args.timeout,
                                       image_size=(args.image_size, args.image_size))
         args.out.mkdir(parents=True, exist_ok=True)
+        freeze_long_lived()  # after the policy is loaded: a checkpoint brings torch
         rig.start()
         counted = 0  # takeovers in the episodes before this one
 

@@ -206,8 +206,9 @@ class ControlLoop:
         began = self._prev_t0
         if began is None:
             return "it has not ticked yet"
-        return (f"its current tick began {time.monotonic() - began:.1f} s ago: the CPU is overloaded "
-                "or a driver blocks the loop")
+        doing = what_thread_is_doing(self._thread)
+        return (f"its current tick began {time.monotonic() - began:.1f} s ago"
+                + (f", {doing}" if doing else ": the CPU is overloaded or a driver blocks the loop"))
 
     def reset_scene(self, seed: int | None = None) -> Future:
         """Reset the scene (sim) between ticks and re-sync the command to the new pose."""

@@ -38,6 +38,7 @@ from policies.runner import PolicyRunner, RunnerView
 from policies.strategies import BLENDS, STRATEGIES, Strategy, make_strategy
 from recordings import edit
 from teleop_app.console import Console, ConsoleError, EpisodeResult
+from teleop_app.gc_pauses import freeze_long_lived
 from teleop_app.session import InvalidTransition, Mode
 from teleop_app.takeover import TakeoverConfig
 
@@ -353,6 +354,7 @@ class PolicySession:
             if problem is not None:
                 policy.close()
                 raise PolicyRunError(problem)
+            freeze_long_lived(collect=False)  # a checkpoint brought torch; the loop is running: no collection
             with self._lock:
                 old, self.policy = self.policy, policy
                 self.load_options = dataclasses.replace(options, spec=spec)

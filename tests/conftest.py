@@ -12,6 +12,13 @@ from teleop_app.rig import build_rig  # noqa: E402
 PATIENT_WATCHDOG_PERIODS = 100  # 1 s at 100 Hz
 
 
+def pytest_collection_finish(session):
+    """Freeze what collection imported, as the app freezes its modules and window before its loop starts."""
+    from teleop_app.gc_pauses import freeze_long_lived
+
+    freeze_long_lived()
+
+
 @pytest.fixture(autouse=True)
 def patient_watchdog(request, monkeypatch):
     """Control loops built in a test wait 1 s, not the shipped 0.2 s, before their watchdog trips.

@@ -229,6 +229,7 @@ def test_a_stalled_loop_is_a_red_line_not_a_traceback(qtbot, console_window):
         window.live.input_panel.input_chosen.emit("scripted")
         text = window.message_label.text()
         assert "the control loop did not answer within 2 s: its current tick began" in text and "#d33" in text
+        assert "test_gui_live.py" in text  # where the loop thread is stuck
     finally:
         release.set()
     window.live.input_panel.input_chosen.emit("scripted")  # the loop is free again: the choice takes

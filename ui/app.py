@@ -11,6 +11,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from teleop_app.config import load_rig
 from teleop_app.console import Console, ConsoleError
+from teleop_app.gc_pauses import freeze_long_lived
 from teleop_app.rig import build_rig
 from teleop_app.session import Mode
 from ui.main_window import MainWindow
@@ -89,6 +90,7 @@ def main(rig_name: str | None = None, dataset: str | None = None, operator: str 
         app.processEvents()
     for _ in range(10):  # first paint and layout before the control loop starts
         app.processEvents()
+    freeze_long_lived()  # the window, the rig and every module stay: keep full collections off the loop
     try:
         start_console(console)
     except BaseException:
