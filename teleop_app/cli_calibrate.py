@@ -25,6 +25,7 @@ ZERO_POSE = ("base facing forward, upper arm pointing straight up, forearm and g
              "(level), wrist roll centred, gripper closed")
 MIN_TRAVEL = 200  # ticks (~18°) a joint must move in the range step, or the user is told to redo it
 SWEEP_PERIOD = 0.02  # s between reads while the user moves the joints
+CALIBRATE_TIMEOUT_S = 0.1  # per reply: nothing here is time-critical, and a busy machine may be slow to read
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         signs = _int_list(args.signs, "--signs")
         if any(s not in (1, -1) for s in signs):
             raise ValueError(f"--signs takes 1 or -1 per joint, got {args.signs}")
-        with ServoBus(args.port, args.protocol, args.baud) as bus:
+        with ServoBus(args.port, args.protocol, args.baud, timeout=CALIBRATE_TIMEOUT_S) as bus:
             for servo_id in ids:
                 bus.ping(servo_id)
             bus.set_torque(ids, False)  # so the arm can be moved by hand

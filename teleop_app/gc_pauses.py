@@ -12,6 +12,7 @@ collected as usual.
 from __future__ import annotations
 
 import gc
+import time
 
 
 def freeze_long_lived(collect: bool = True) -> int:
@@ -27,3 +28,34 @@ def freeze_long_lived(collect: bool = True) -> int:
         gc.collect()
     gc.freeze()
     return gc.get_freeze_count()
+
+
+LONG_PAUSE_S = 0.02  # a collection at least this long is remembered, to explain a stall
+_start: float | None = None
+_last_long: tuple[float, float, int] | None = None  # (monotonic end, seconds, generation)
+
+
+def _on_collection(phase: str, info: dict) -> None:
+    """gc callback. Collections run one at a time (they hold the GIL), so one start time is enough."""
+    global _start, _last_long
+    now = time.monotonic()
+    if phase == "start":
+        _start = now
+    elif _start is not None:
+        if now - _start >= LONG_PAUSE_S:
+            _last_long = (now, now - _start, info["generation"])
+        _start = None
+
+
+def watch_collections() -> None:
+    """Remember long collections from now on (idempotent)."""
+    if _on_collection not in gc.callbacks:
+        gc.callbacks.append(_on_collection)
+
+
+def long_collection_since(t: float) -> str | None:
+    """A sentence about the last long collection if it ended at or after monotonic time ``t``."""
+    last = _last_long
+    if last is None or last[0] < t:
+        return None
+    return f"a garbage collection (generation {last[2]}) stopped every thread for {last[1] * 1e3:.0f} ms"

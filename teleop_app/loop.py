@@ -31,6 +31,7 @@ import numpy as np
 from drivers.base import InputDevice, Robot
 from drivers.streams import Broadcast, Subscription
 from drivers.types import EE_DELTA_DIM, Command, EEDeltaCommand, InputState, JointCommand, RobotState
+from teleop_app.gc_pauses import long_collection_since, watch_collections
 from teleop_app.safety import KillSwitch, SafetyFilter, SafetyFlag, Watchdog
 from teleop_app.session import Mode, Session
 from teleop_app.takeover import TakeoverConfig, TakeoverDetector
@@ -41,6 +42,10 @@ if TYPE_CHECKING:
 LOOP_NICE = -10  # the loop thread's nice value, where the user may raise priority
 SECTIONS = ("input", "command", "safety", "send", "read", "publish")
 _RING = 1 << 16  # ~11 minutes of periods at 100 Hz for percentiles
+# A thread running Python keeps the GIL for up to this long after another asks for it (CPython's
+# default is 5 ms), and the loop asks each time it wakes or comes back from C code. At 5 ms the
+# loop made 80 Hz beside one busy Python thread; at 1 ms, 100 Hz (benchmarks/gil_contention.py).
+GIL_SWITCH_S = 0.001
 _STDLIB = sysconfig.get_paths()["stdlib"]
 
 
@@ -129,8 +134,7 @@ class ControlLoop:
         self.kill = kill or KillSwitch()
         self.session = session or Session()
         self.loop_core = loop_core
-        self.watchdog = Watchdog(robot, self.kill, self.period, watchdog_periods,
-                                 where=lambda: what_thread_is_doing(self._thread))
+        self.watchdog = Watchdog(robot, self.kill, self.period, watchdog_periods, where=self._where)
         self.ticks: Broadcast[TickRecord] = Broadcast()
         self.active_input = active_input or next(iter(self.inputs), None)
         self.last_input: InputState | None = None
@@ -161,6 +165,9 @@ class ControlLoop:
         self._state = self.robot.read()
         self._q_cmd = self._state.joint_pos.copy()
         self._stop.clear()
+        watch_collections()  # so a stall report can name a long garbage collection
+        if sys.getswitchinterval() > GIL_SWITCH_S:
+            sys.setswitchinterval(GIL_SWITCH_S)
         self._thread = threading.Thread(target=self._run, name="control-loop", daemon=True)
         self._thread.start()
         self.watchdog.start()
@@ -199,6 +206,11 @@ class ControlLoop:
             self._run_calls()
         return future
 
+    def _where(self) -> str | None:
+        """Why the loop is late, for the watchdog: a long garbage collection, else where its thread is."""
+        began = self._prev_t0
+        return (None if began is None else long_collection_since(began)) or what_thread_is_doing(self._thread)
+
     def why_not_answering(self) -> str:
         """What the loop is doing instead of running calls, for an error message."""
         if not self.running:
@@ -206,7 +218,7 @@ class ControlLoop:
         began = self._prev_t0
         if began is None:
             return "it has not ticked yet"
-        doing = what_thread_is_doing(self._thread)
+        doing = self._where()
         return (f"its current tick began {time.monotonic() - began:.1f} s ago"
                 + (f", {doing}" if doing else ": the CPU is overloaded or a driver blocks the loop"))
 

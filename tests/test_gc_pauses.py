@@ -1,5 +1,6 @@
 """Long-lived objects are frozen out of the collector's view before a control loop starts."""
 import gc
+import time
 import weakref
 
 from teleop_app.cli import main as cli_main
@@ -46,3 +47,25 @@ def test_collect_freezes_before_its_loop_starts(tmp_path, capsys):
                      "--task", "pick", "--out", str(tmp_path), "--no-cameras"])
     assert code == 0, capsys.readouterr().err
     assert gc.get_freeze_count() > 10_000  # the modules, numpy, MuJoCo, the rig's objects
+
+
+def test_a_long_collection_is_remembered_to_explain_a_stall():
+    from teleop_app.gc_pauses import long_collection_since, watch_collections
+
+    class Pair:
+        other = None
+
+    watch_collections()
+    t_before = time.monotonic()
+    gc.disable()
+    try:
+        heap = [Pair() for _ in range(400_000)]
+        for a, b in zip(heap[::2], heap[1::2]):
+            a.other, b.other = b, a
+        del heap
+        gc.collect()  # 400,000 objects in cycles: well over the 20 ms it takes to be remembered
+    finally:
+        gc.enable()
+    said = long_collection_since(t_before)
+    assert said is not None and said.startswith("a garbage collection (generation 2) stopped every thread for ")
+    assert long_collection_since(time.monotonic()) is None  # not one that ended before the stall began

@@ -197,7 +197,7 @@ def test_calibrate_errors_are_one_line(tmp_path, capsys):
         args = calibrate_args("--port", emu.path, "--protocol", "dynamixel", "--out", str(tmp_path / "x.json"),
                               "--from-current")
         assert cli_calibrate.run(args) == 2
-        assert capsys.readouterr().err == f"teleop-app: servo 6 on {emu.path} did not answer (timeout 20 ms): check power and the ID\n"
+        assert capsys.readouterr().err == f"teleop-app: servo 6 on {emu.path} did not answer (timeout 100 ms): check power and the ID\n"
         args = calibrate_args("--port", emu.path, "--protocol", "dynamixel", "--ids", "1,2,3", "--out", "x.json")
         assert cli_calibrate.run(args) == 2
         assert "--ids needs one value per joint" in capsys.readouterr().err

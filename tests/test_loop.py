@@ -181,3 +181,16 @@ def test_a_stall_report_tells_a_busy_driver_from_a_thread_left_waiting(sim_rig):
     # between ticks it sleeps until the next deadline; overrunning there means the OS did not run it
     assert "waiting for its next tick (its thread was not scheduled in time: the CPU is overloaded)" in seen
     assert what_thread_is_doing(None) is None
+
+
+
+def test_a_running_loop_keeps_the_gil_switch_short(sim_rig):
+    """Another thread running Python gives the loop the GIL within 1 ms, not CPython's 5 ms
+    (benchmarks/gil_contention.py: 100 Hz against 78 Hz beside a busy thread)."""
+    import sys
+
+    from teleop_app.loop import GIL_SWITCH_S
+
+    sys.setswitchinterval(0.005)
+    sim_rig.start()
+    assert sys.getswitchinterval() == pytest.approx(GIL_SWITCH_S) and GIL_SWITCH_S <= 0.001

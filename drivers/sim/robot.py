@@ -213,11 +213,11 @@ class SimSO101(Robot):
         """Run ``n`` physics steps, update the success state; the new state for listeners. Lock held."""
         if n <= 0:
             return None
-        model, data = self._model, self._data
-        for _ in range(n):
-            mujoco.mj_step(model, data)
+        # one call for all n: each call gives up the GIL and must win it back, which can take a
+        # switch interval (5 ms) per call while another thread runs Python (the window, a collection)
+        mujoco.mj_step(self._model, self._data, nstep=n)
         self._update_success()
-        return time.monotonic(), data.qpos.copy()
+        return time.monotonic(), self._data.qpos.copy()
 
     def _update_success(self) -> None:
         data, c = self._data, self._cube_qpos
