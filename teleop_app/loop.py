@@ -58,7 +58,8 @@ def what_thread_is_doing(thread: threading.Thread | None) -> str | None:
         return None
     code = frame.f_code
     if code is ControlLoop._sleep_until.__code__:
-        return "waiting for its next tick (its thread was not scheduled in time: the CPU is overloaded)"
+        return ("waiting for its next tick (its thread did not get to run: the CPU is overloaded, "
+                "or another thread kept the GIL)")
     return f"in {code.co_qualname} ({'/'.join(Path(code.co_filename).parts[-2:])}:{frame.f_lineno})"
 
 

@@ -179,7 +179,8 @@ def test_a_stall_report_tells_a_busy_driver_from_a_thread_left_waiting(sim_rig):
     [loop_thread] = [t for t in threading.enumerate() if t.name == "control-loop"]
     seen = {what_thread_is_doing(loop_thread) for _ in range(300) if not time.sleep(0.001)}
     # between ticks it sleeps until the next deadline; overrunning there means the OS did not run it
-    assert "waiting for its next tick (its thread was not scheduled in time: the CPU is overloaded)" in seen
+    assert ("waiting for its next tick (its thread did not get to run: the CPU is overloaded, "
+            "or another thread kept the GIL)") in seen
     assert what_thread_is_doing(None) is None
 
 
