@@ -2,9 +2,9 @@
 
 A full (generation-2) collection walks every object the collector tracks while it
 holds the GIL, and no other thread runs meanwhile, the control loop included. With the
-window open (Qt, pyqtgraph, MuJoCo, numpy: ~117,000 objects) one took 45 ms on
-this machine, idle (`benchmarks/gc_pause.py`); the test process, at ~485,000
-objects, took up to 347 ms, enough to trip the 200 ms watchdog. Almost all of those
+window open and torch imported (Qt, pyqtgraph, MuJoCo, numpy: ~257,000 objects) one
+took 106-125 ms on this machine, idle (`benchmarks/gc_pause.py`); the test process,
+at ~485,000 objects, took up to 347 ms, enough to trip the 200 ms watchdog. Almost all of those
 objects are modules, classes and the window, which live as long as the process.
 Freezing them moves them out of the collector's sight. Garbage made later is still
 collected as usual.
