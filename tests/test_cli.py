@@ -125,8 +125,9 @@ def test_keyboard_teleop_in_a_terminal(tmp_path):
     _, status = os.waitpid(pid, 0)
     assert os.WEXITSTATUS(status) == 0, output.decode(errors="replace")
     stats = json.loads(stats_file.read_text())
-    assert stats["ee_end"][2] > stats["ee_start"][2] + 0.05
-    assert stats["kill"]["latched"] and stats["kill"]["reason"] == "STOP key (x)"
+    assert stats["kill"]["latched"] and stats["kill"]["reason"] == "STOP key (x)", stats["kill"]
+    assert stats["ee_end"][2] > stats["ee_start"][2] + 0.05, (stats["ee_start"], stats["ee_end"],
+                                                              stats["safety_counts"], stats["watchdog_trips"])
     assert stats["seconds"] < 25
 
 
