@@ -230,6 +230,8 @@ def test_a_stalled_loop_is_a_red_line_not_a_traceback(qtbot, console_window):
         text = window.message_label.text()
         assert "the control loop did not answer within 2 s: its current tick began" in text and "#d33" in text
         assert "test_gui_live.py" in text  # where the loop thread is stuck
+        assert "&lt;lambda&gt;" in text  # escaped: Qt would take "<lambda>" for a tag and drop it
+        assert window.message_label.toolTip().startswith("the control loop did not answer")  # whole, if cut
     finally:
         release.set()
     window.live.input_panel.input_chosen.emit("scripted")  # the loop is free again: the choice takes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import time
 
 import numpy as np
@@ -117,7 +118,7 @@ class InputPanel(QtWidgets.QGroupBox):
         else:
             text, rows = describe(state, time.monotonic())
             warn = text.startswith("DISCONNECTED")
-            self.status.setText(f"<b style='color:#d33'>{text}</b>" if warn else text)
+            self.status.setText(f"<b style='color:#d33'>{html.escape(text)}</b>" if warn else text)
             self.bars.set_rows(rows)
         if error:
             self.status.setText(f"{self.status.text()}<br><span style='color:#d33'>{error}</span>")

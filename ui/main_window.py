@@ -9,6 +9,8 @@ Live tab is shown and no text field is being typed in.
 
 from __future__ import annotations
 
+import html
+
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from drivers.keyboard import GRIPPER_KEY, MOTION_KEYS, KeyboardInput
@@ -168,14 +170,14 @@ class MainWindow(QtWidgets.QMainWindow):
             if self.console.stopped:
                 self._release_keys()
         elif event == "message":
-            self.message_label.setText(self.console.message)
+            self._say(html.escape(self.console.message), self.console.message)
         elif event in ("episode", "dataset"):
             self.live.forget_episode_count()
 
     def _show_safety(self) -> None:
         kill = self.console.rig.kill
         if kill.latched:
-            self.safety_label.setText(f"<b style='color:#d33'>STOPPED</b> — {kill.reason}. "
+            self.safety_label.setText(f"<b style='color:#d33'>STOPPED</b> — {html.escape(kill.reason or '')}. "
                                       "Check the scene, then Re-arm.")
         else:
             self.safety_label.setText("<b style='color:#2a2'>ARMED</b> — the robot follows the active input.")
@@ -187,8 +189,13 @@ class MainWindow(QtWidgets.QMainWindow):
         try:
             return fn(*args)
         except (ConsoleError, LoopNotAnswering) as exc:
-            self.message_label.setText(f"<b style='color:#d33'>{exc}</b>")
+            self._say(f"<b style='color:#d33'>{html.escape(str(exc))}</b>", str(exc))
             return None
+
+    def _say(self, rich: str, plain: str) -> None:
+        """The status-bar message; the bar may cut a long one, so its tooltip holds it whole."""
+        self.message_label.setText(rich)
+        self.message_label.setToolTip(plain)
 
     def episode_action(self, name: str) -> None:
         c = self.console

@@ -13,6 +13,7 @@ I/O set the in/out handle at the cursor, Del delete, Ctrl+Z undo the last delete
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 from pathlib import Path
 
@@ -357,7 +358,7 @@ class ReviewTab(QtWidgets.QWidget):
 
     def _update_header(self, error: str = "") -> None:
         if error:
-            self.header.setText(f"<span style='{LEVEL_STYLE['error']}'>{error}</span>")
+            self.header.setText(f"<span style='{LEVEL_STYLE['error']}'>{html.escape(error)}</span>")
             return
         ep = self.loaded
         if ep is None:
