@@ -40,7 +40,7 @@ from drivers.types import Frame, RobotState  # noqa: E402
 from recordings.reader import Episode, EpisodeError  # noqa: E402
 from recordings.recorder import Recorder  # noqa: E402
 from recordings.repair import repair  # noqa: E402
-from teleop_app.loop import TickRecord  # noqa: E402
+from drivers.types import TickRecord  # noqa: E402
 
 JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
 RATE_HZ = 100.0

@@ -8,6 +8,7 @@ normalized: 0 closed, 1 fully open.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -86,3 +87,31 @@ class InputState:
     joint_targets: np.ndarray | None = None  # [n_joints]
     buttons: frozenset[str] = field(default_factory=frozenset)
     axes: dict[str, float] = field(default_factory=dict)  # raw values, for display
+
+
+class SafetyFlag(enum.IntFlag):
+    """What the safety filter (or the loop) did to a tick's command; stored per tick in episode files."""
+
+    NONE = 0
+    INVALID = 1  # NaN, inf, wrong shape or type: replaced by a hold
+    JOINT_LIMIT = 2
+    STEP_LIMIT = 4
+    WORKSPACE = 8
+    KILLED = 16
+    STARVED = 32  # set by the control loop: no policy action for this tick, the last target was held
+
+
+@dataclass(frozen=True, slots=True)
+class TickRecord:
+    """Everything one control tick did, with monotonic timestamps: what the loop publishes and a recorder stores."""
+
+    tick: int
+    t: float  # tick start
+    t_sent: float  # when the command was handed to the robot
+    state: RobotState  # measured right after the command
+    command: np.ndarray  # joint targets actually sent (after safety)
+    raw_input: np.ndarray | None  # the operator's input: EE delta [7] or joint targets
+    input_kind: str  # "ee_delta", "joint" or "none"
+    source: str  # "idle", "human", "policy", "intervention", "replay"
+    safety: int  # SafetyFlag bits
+    killed: bool

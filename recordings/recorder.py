@@ -23,13 +23,14 @@ import numpy as np
 
 from recordings.format import SUFFIX, TRASH_DIR
 from recordings.writer import EpisodeWriter
-from teleop_app import __version__
+from drivers.app_version import APP_VERSION
 
 if TYPE_CHECKING:
     from drivers.base import Camera
     from drivers.streams import Subscription
     from drivers.types import Frame
-    from teleop_app.loop import ControlLoop, TickRecord
+    from drivers.types import TickRecord
+    from teleop_app.loop import ControlLoop
     from teleop_app.rig import Rig
 
 EPISODE_NAME = "episode_{:06d}" + SUFFIX
@@ -195,7 +196,7 @@ class Recorder:
                        "kind": cam.kind, "intrinsics": cam.intrinsics}
                 for name, cam in self.cameras.items()}
         meta = {**self.rig_meta, "task": task, "operator": operator, "notes": notes}
-        meta.setdefault("app_version", __version__)
+        meta.setdefault("app_version", APP_VERSION)
         try:
             writer = EpisodeWriter(next_episode_path(self.dataset_dir), meta, self.joint_names, cams)
         except OSError as exc:

@@ -53,7 +53,7 @@ from recordings.format import (
 )
 
 if TYPE_CHECKING:
-    from teleop_app.loop import TickRecord
+    from drivers.types import TickRecord
 
 JPEG_QUALITY = 90
 PNG_COMPRESSION = 1  # zlib level: depth frames stay lossless, and level 1 keeps encoding fast

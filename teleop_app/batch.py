@@ -21,7 +21,7 @@ from typing import TextIO
 
 from recordings import edit
 from recordings.recorder import Recorder, RecordingError
-from teleop_app.progress import Progress
+from teleop_app.cli.progress import Progress
 from teleop_app.rig import Rig
 
 

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,9 +30,10 @@ import numpy as np
 
 from drivers.base import InputDevice, Robot
 from drivers.streams import Broadcast, Subscription
-from drivers.types import EE_DELTA_DIM, Command, EEDeltaCommand, InputState, JointCommand, RobotState
+from drivers.types import (EE_DELTA_DIM, Command, EEDeltaCommand, InputState, JointCommand, RobotState,
+                           SafetyFlag, TickRecord)
 from teleop_app.gc_pauses import long_collection_since, watch_collections
-from teleop_app.safety import KillSwitch, SafetyFilter, SafetyFlag, Watchdog
+from teleop_app.safety import KillSwitch, SafetyFilter, Watchdog
 from teleop_app.session import Mode, Session
 from teleop_app.takeover import TakeoverConfig, TakeoverDetector
 
@@ -82,22 +83,6 @@ class _LoopCall(Future):
                 raise
             raise LoopNotAnswering(f"the control loop did not answer within {timeout:g} s: "
                                    f"{self._loop.why_not_answering()}") from None
-
-
-@dataclass(frozen=True, slots=True)
-class TickRecord:
-    """Everything one tick did, with monotonic timestamps."""
-
-    tick: int
-    t: float  # tick start
-    t_sent: float  # when the command was handed to the robot
-    state: RobotState  # measured right after the command
-    command: np.ndarray  # joint targets actually sent (after safety)
-    raw_input: np.ndarray | None  # the operator's input: EE delta [7] or joint targets
-    input_kind: str  # "ee_delta", "joint" or "none"
-    source: str  # "idle", "human", "policy", "intervention", "replay"
-    safety: int  # SafetyFlag bits
-    killed: bool
 
 
 class _Ring:

@@ -83,7 +83,7 @@ class LoadOptions:
 
     def server_options(self, rig: Any) -> dict[str, Any]:
         """``load_policy`` options, built by the same helper as the CLI's (servers only; {} for files)."""
-        from teleop_app.cli_policy import _server_options
+        from teleop_app.cli.policy import _server_options
 
         args = argparse.Namespace(policy=self.spec.strip(), timeout=self.timeout_s, action_kind=self.action_kind,
                                   chunk_length=self.chunk_length,

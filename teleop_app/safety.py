@@ -11,7 +11,6 @@ the loop stops ticking.
 
 from __future__ import annotations
 
-import enum
 import threading
 import time
 from collections.abc import Callable
@@ -20,16 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from drivers.base import Kinematics, Robot
-
-
-class SafetyFlag(enum.IntFlag):
-    NONE = 0
-    INVALID = 1  # NaN, inf, wrong shape or type: replaced by a hold
-    JOINT_LIMIT = 2
-    STEP_LIMIT = 4
-    WORKSPACE = 8
-    KILLED = 16
-    STARVED = 32  # set by the control loop: no policy action for this tick, the last target was held
+from drivers.types import SafetyFlag
 
 
 @dataclass(frozen=True)

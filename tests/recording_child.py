@@ -34,7 +34,7 @@ from drivers.base import Camera  # noqa: E402
 from drivers.streams import Broadcast  # noqa: E402
 from drivers.types import Frame, RobotState  # noqa: E402
 from recordings.recorder import Recorder, RecordingError  # noqa: E402
-from teleop_app.loop import TickRecord  # noqa: E402
+from drivers.types import TickRecord  # noqa: E402
 
 JOINTS = ("a", "b", "c", "d", "e", "gripper")
 RATE_HZ = 100.0

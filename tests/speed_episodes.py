@@ -21,7 +21,7 @@ import numpy as np
 
 from drivers.types import RobotState
 from recordings.writer import EpisodeWriter
-from teleop_app.loop import TickRecord
+from drivers.types import TickRecord
 
 JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
 GRIPPER_CLOSED, GRIPPER_OPEN = -0.17, 1.74

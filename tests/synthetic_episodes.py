@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from drivers.types import Frame, RobotState
 from recordings.writer import EpisodeWriter
-from teleop_app.loop import TickRecord
+from drivers.types import TickRecord
 
 JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
 GRIPPER_CLOSED, GRIPPER_OPEN = -0.17, 1.74  # rad: the gripper joint at opening 0 and 1

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from teleop_app import __version__
-from teleop_app.devices import spacemice, serial_ports, video_devices
+from drivers.discovery import spacemice, serial_ports, video_devices
 
 BIN = Path(sys.executable).parent / "teleop-app"
 
@@ -153,7 +153,7 @@ def test_the_window_closes_cleanly_on_ctrl_c_and_sigterm(tmp_path, sig):
 
 
 def test_an_error_without_a_message_still_says_something(capsys):
-    from teleop_app.cli_errors import fail
+    from teleop_app.cli.errors import fail
 
     assert fail(TimeoutError()) == 2
     assert capsys.readouterr().err == ("teleop-app: TimeoutError (no message): please report this with the "

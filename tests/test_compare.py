@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from recordings import edit
-from recordings.compare import (
+from recordings.analysis.compare import (
     FEW_EPISODES,
     bootstrap_ratio,
     compare_by_source,
@@ -25,8 +25,8 @@ from recordings.compare import (
     compare_sets,
     resolve_set,
 )
-from recordings.metrics import METRICS, metrics_of
-from recordings.report import write_report
+from recordings.analysis.metrics import METRICS, metrics_of
+from recordings.analysis.report import write_report
 from speed_episodes import pick_episode, pick_set
 from teleop_app import cli
 

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from drivers.servo.emulator import ServoEmulator
-from teleop_app.devices import _ranges, discover, probe_servos, realsense, serial_ports, spacemice, video_devices
+from drivers.discovery import _ranges, discover, probe_servos, realsense, serial_ports, spacemice, video_devices
 
 
 def write(path, text=""):
@@ -98,7 +98,7 @@ class FakeRealSense:
 
 
 def test_realsense_by_serial_with_a_usb_speed_warning():
-    from teleop_app.devices import Report
+    from drivers.discovery import Report
 
     report = Report()
     found = realsense(report, FakeRealSense())
@@ -121,7 +121,7 @@ def test_missing_realsense_library_is_a_note(monkeypatch, tree):
 
 
 def test_the_real_library_lists_without_error():
-    from teleop_app.devices import Report
+    from drivers.discovery import Report
 
     report = Report()
     assert all(f.kind == "realsense" for f in realsense(report)) and report.notes == []

@@ -18,9 +18,9 @@ import pyqtgraph as pg
 import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from recordings.compare import compare_sets, fmt_ratio
-from recordings.metrics import METRICS
-from recordings.report import phase_means
+from recordings.analysis.compare import compare_sets, fmt_ratio
+from recordings.analysis.metrics import METRICS
+from recordings.analysis.report import phase_means
 from speed_episodes import pick_episode, pick_set
 from teleop_app.console import Console
 from ui.bridge import ConsoleBridge

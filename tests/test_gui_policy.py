@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PySide6 import QtCore, QtTest
 
-from drivers.sim.kinematics import SO101Kinematics
+from drivers.so101.kinematics import SO101Kinematics
 from drivers.sim.scripted import ScriptedExpert, ScriptedExpertConfig
 from policies import loading
 from policy_helpers import HoldPolicy  # tests/ is on sys.path

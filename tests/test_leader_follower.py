@@ -19,13 +19,13 @@ from drivers.base import DeviceError
 from drivers.registry import ConfigError
 from drivers.servo.emulator import ServoEmulator
 from drivers.servo.protocol import SYNC_READ
-from drivers.sim.kinematics import SO101Kinematics
+from drivers.so101.kinematics import SO101Kinematics
 from drivers.sim.robot import START_POSE, SimSO101
 from drivers.so101.calibration import CalibrationError, load_calibration, parse_calibration
 from drivers.so101.follower import SO101Follower, SO101FollowerConfig
 from drivers.so101.leader import LeaderArm, LeaderArmConfig
 from drivers.types import JointCommand
-from teleop_app import cli_calibrate
+from teleop_app.cli import calibrate as cli_calibrate
 from teleop_app.config import load_rig, parse_rig
 from teleop_app.rig import build_rig
 from teleop_app.session import Mode

@@ -8,7 +8,7 @@ import pytest
 
 from drivers.base import InputDevice
 from drivers.types import InputState
-from teleop_app.safety import SafetyFlag
+from drivers.types import SafetyFlag
 from teleop_app.session import Mode
 from waiting import wait_for  # tests/ is on sys.path
 

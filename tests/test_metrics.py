@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from recordings import edit
-from recordings.metrics import (
+from recordings.analysis.metrics import (
     GRIPPER_ACTIVE_RATE,
     IDLE_SPEED_MM_S,
     LIFT_RISE_M,

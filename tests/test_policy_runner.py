@@ -12,7 +12,7 @@ from policies.strategies import make_strategy
 from policy_helpers import Hand, HoldPolicy, add_input  # tests/ is on sys.path
 from recordings.reader import Episode
 from recordings.recorder import Recorder
-from teleop_app.safety import SafetyFlag
+from drivers.types import SafetyFlag
 from teleop_app.session import Mode
 from teleop_app.takeover import TakeoverConfig, TakeoverDetector
 from waiting import wait_for

@@ -15,7 +15,7 @@ from recordings.format import INPUT_KINDS, SOURCES
 from recordings.reader import Episode, EpisodeError
 from recordings.repair import repair
 from recordings.writer import EpisodeWriter
-from teleop_app.loop import TickRecord
+from drivers.types import TickRecord
 
 JOINTS = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"]
 META = {"app_version": "test", "rig": "test_rig", "robot_type": "sim_so101", "control_rate_hz": 100.0,

@@ -7,9 +7,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from drivers.sim.kinematics import SO101Kinematics
+from drivers.so101.kinematics import SO101Kinematics
 from drivers.sim.model import build_model
-from teleop_app.safety import KillSwitch, SafetyFilter, SafetyFlag, SafetyLimits
+from drivers.types import SafetyFlag
+from teleop_app.safety import KillSwitch, SafetyFilter, SafetyLimits
 
 _MODEL = build_model(64, 64)
 LOWER = _MODEL.actuator_ctrlrange[:, 0].copy()

@@ -12,7 +12,7 @@ import pytest
 
 from drivers import registry
 from drivers.base import DeviceError
-from drivers.sim.kinematics import GRASP_JAW_ANGLE, PAD_GEOMS, SO101Kinematics
+from drivers.so101.kinematics import GRASP_JAW_ANGLE, PAD_GEOMS, SO101Kinematics
 from drivers.sim.robot import START_POSE, SimSO101, SimSO101Config
 from drivers.types import JointCommand
 

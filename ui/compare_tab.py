@@ -1,6 +1,6 @@
 """The Compare tab: human demos vs policy rollouts — how much slower, where, and why.
 
-A thin view over :mod:`recordings.compare`: the two sets are two folders or
+A thin view over :mod:`recordings.analysis.compare`: the two sets are two folders or
 globs, or one dataset folder (the console's) split by who drove the ticks.
 The metrics are computed in a worker; the tab then shows the end-effector
 speed over normalized time (median and p25–p75 band per set), the duration
@@ -23,7 +23,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from recordings.compare import (
+from recordings.analysis.compare import (
     Comparison,
     compare_by_source,
     compare_sets,
@@ -32,8 +32,8 @@ from recordings.compare import (
     resolve_set,
 )
 from recordings.library import episode_files
-from recordings.metrics import METRICS
-from recordings.report import PHASE_COLORS, phase_means, write_report
+from recordings.analysis.metrics import METRICS
+from recordings.analysis.report import PHASE_COLORS, phase_means, write_report
 from ui.bridge import ConsoleBridge
 from ui.workers import Task, TaskRunner
 

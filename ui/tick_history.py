@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from teleop_app.loop import TickRecord
+from drivers.types import TickRecord
 
 
 class TickHistory:

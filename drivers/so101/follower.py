@@ -22,8 +22,8 @@ from drivers.base import DeviceError, Robot
 from drivers.command_log import CommandLog
 from drivers.registry import ConfigError
 from drivers.servo.bus import ServoBus
-from drivers.sim.kinematics import N_ARM, SO101Kinematics
-from drivers.sim.model import JOINTS
+from drivers.so101.kinematics import N_ARM, SO101Kinematics
+from drivers.so101.joints import JOINTS
 from drivers.so101.calibration import load_calibration
 from drivers.types import JointCommand, RobotState
 

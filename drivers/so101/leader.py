@@ -19,7 +19,7 @@ import numpy as np
 from drivers.base import DeviceError, InputDevice, Robot
 from drivers.registry import ConfigError
 from drivers.servo.bus import PROTOCOLS, ServoBus
-from drivers.sim.model import JOINTS
+from drivers.so101.joints import JOINTS
 from drivers.so101.calibration import load_calibration
 from drivers.streams import RateMeter, ReaderThread
 from drivers.types import InputState

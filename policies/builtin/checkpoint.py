@@ -21,7 +21,7 @@ from policies.base import ActionKind, Policy, PolicyError, PolicyInfo
 from policies.builtin.model import BuiltinConfig, BuiltinNet, Normalization, decode_targets, encode_task
 from policies.loading import PolicyLoadError
 from policies.observation import Observation, resize_with_pad
-from teleop_app import __version__
+from drivers.app_version import APP_VERSION
 
 FORMAT = "teleop-builtin-policy"
 FORMAT_VERSION = 1
@@ -33,7 +33,7 @@ def save_checkpoint(path: Path, config: BuiltinConfig, norm: Normalization, net:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "app_version": __version__,
+        "format": FORMAT, "format_version": FORMAT_VERSION, "app_version": APP_VERSION,
         "action_kind": ActionKind.JOINT.value, "chunk_length": config.chunk_length,
         "config": config.to_dict(), "normalization": norm.to_dict(),
         "state_dict": {k: v.detach().clone() for k, v in net.state_dict().items()},

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from teleop_app import __version__
-from teleop_app.cli_errors import fail
+from teleop_app.cli.errors import fail
 from teleop_app.gc_pauses import freeze_long_lived
 
 
@@ -37,7 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("devices", help="list attached cameras, SpaceMice and serial ports")
     p.add_argument("--json", action="store_true")
 
-    from teleop_app import cli_calibrate, cli_compare, cli_data, cli_policy, cli_train
+    from teleop_app.cli import calibrate as cli_calibrate
+    from teleop_app.cli import compare as cli_compare
+    from teleop_app.cli import data as cli_data
+    from teleop_app.cli import policy as cli_policy
+    from teleop_app.cli import train as cli_train
 
     cli_data.add_parsers(sub)
     cli_calibrate.add_parser(sub)
@@ -92,7 +96,7 @@ def _gui(rig: str | None, dataset: str | None, operator: str) -> int:
 
 
 def _devices(args: argparse.Namespace) -> int:
-    from teleop_app.devices import discover
+    from drivers.discovery import discover
 
     report = discover()
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.text())
@@ -217,5 +221,3 @@ def _summary(stats: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
-    sys.exit(main())

@@ -18,12 +18,10 @@ orientation best effort, in the null space of the position task.
 
 from __future__ import annotations
 
-import os
-
 import mujoco
 import numpy as np
 
-from drivers.sim.model import ARM_JOINTS, EE_SITE, JOINTS, scene_path
+from drivers.so101.joints import ARM_JOINTS, EE_SITE, JOINTS, arm_description_path
 
 GRIPPER_BODY = "gripper"
 PAD_GEOMS = ("fixed_jaw_pad", "moving_jaw_pad")
@@ -42,7 +40,7 @@ _POS_TOL = 1e-6  # m: position-only iterations stop here
 
 def arm_spec() -> mujoco.MjSpec:
     """The SO-101 arm alone, with every geom but the fingertip pads removed."""
-    spec = mujoco.MjSpec.from_file(os.path.join(os.path.dirname(scene_path()), "so101_new_calib.xml"))
+    spec = mujoco.MjSpec.from_file(arm_description_path())
     for geom in list(spec.geoms):
         if geom.name not in PAD_GEOMS:
             spec.delete(geom)

@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from teleop_app.cli_errors import fail
+from teleop_app.cli.errors import fail
 from teleop_app.gc_pauses import freeze_long_lived
-from teleop_app.progress import Progress
+from teleop_app.cli.progress import Progress
 
 
 def add_batch_arguments(p: argparse.ArgumentParser) -> None:

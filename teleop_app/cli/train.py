@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from teleop_app.cli_errors import fail
-from teleop_app.progress import Progress
+from teleop_app.cli.errors import fail
+from teleop_app.cli.progress import Progress
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -15,13 +15,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from teleop_app.cli_errors import fail
+from teleop_app.cli.errors import fail
 from teleop_app.gc_pauses import freeze_long_lived
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     from policies.strategies import BLENDS, STRATEGIES
-    from teleop_app.cli_data import add_batch_arguments
+    from teleop_app.cli.data import add_batch_arguments
 
     p = sub.add_parser("run-policy", help="roll out a policy headless and record each rollout")
     p.add_argument("--policy", required=True,

@@ -75,7 +75,7 @@ import numpy as np
 
 from recordings.format import INPUT_KINDS, SOURCES
 from recordings.reader import Episode
-from teleop_app.safety import SafetyFlag
+from drivers.types import SafetyFlag
 
 SPEED_HALF_WINDOW_S = 0.05
 IDLE_SPEED_MM_S = 5.0

@@ -1,7 +1,7 @@
 """Human demos vs policy rollouts: metric distributions, ratios with bootstrap CIs, and a diagnosis.
 
 "Why does my policy move slower than I did?" :func:`compare_sets` computes the
-metrics of :mod:`recordings.metrics` for both sets, the policy/human ratio of
+metrics of :mod:`recordings.analysis.metrics` for both sets, the policy/human ratio of
 each metric's mean with a seeded bootstrap confidence interval, and then checks
 the known causes of a slow policy, each against its measured evidence.
 
@@ -53,7 +53,7 @@ import numpy as np
 
 from recordings.format import SUFFIX
 from recordings.library import episode_files
-from recordings.metrics import METRIC_BY_KEY, METRIC_KEYS, PROFILE_POINTS, EpisodeMetrics, Metric, metrics_of
+from recordings.analysis.metrics import METRIC_BY_KEY, METRIC_KEYS, PROFILE_POINTS, EpisodeMetrics, Metric, metrics_of
 
 RESAMPLES = 2000
 SEED = 0

@@ -15,8 +15,8 @@ import argparse
 import json
 from pathlib import Path
 
-from teleop_app.cli_errors import fail
-from teleop_app.progress import Progress
+from teleop_app.cli.errors import fail
+from teleop_app.cli.progress import Progress
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -37,9 +37,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from recordings.compare import RESAMPLES, SEED, compare_by_source, compare_sets, resolve_set
+    from recordings.analysis.compare import RESAMPLES, SEED, compare_by_source, compare_sets, resolve_set
     from recordings.reader import EpisodeError
-    from recordings.report import write_report
+    from recordings.analysis.report import write_report
 
     seed = SEED if args.seed is None else args.seed
     resamples = RESAMPLES if args.resamples is None else args.resamples

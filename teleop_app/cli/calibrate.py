@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from teleop_app.cli_errors import fail
+from teleop_app.cli.errors import fail
 
 if TYPE_CHECKING:  # imported lazily at run time: `teleop-app --help` stays fast
     from drivers.servo.bus import ServoBus
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _int_list(text: str, option: str) -> list[int]:
-    from drivers.sim.model import JOINTS
+    from drivers.so101.joints import JOINTS
 
     try:
         values = [int(v) for v in text.split(",")]
@@ -90,7 +90,7 @@ def _int_list(text: str, option: str) -> list[int]:
 
 
 def _from_current(bus: ServoBus, ids: Sequence[int], signs: Sequence[int], source: str) -> ArmCalibration:
-    from drivers.sim.kinematics import SO101Kinematics
+    from drivers.so101.kinematics import SO101Kinematics
     from drivers.so101.calibration import from_zero_pose
 
     kin = SO101Kinematics()
@@ -100,7 +100,7 @@ def _from_current(bus: ServoBus, ids: Sequence[int], signs: Sequence[int], sourc
 
 def _interactive(bus: ServoBus, ids: Sequence[int], signs: Sequence[int], source: str) -> ArmCalibration:
     from drivers.base import DeviceError
-    from drivers.sim.model import JOINTS
+    from drivers.so101.joints import JOINTS
     from drivers.so101.calibration import from_recording, unwrap
 
     print(f"Step 1/2: move the arm to the zero pose: {ZERO_POSE}. Then press Enter.")

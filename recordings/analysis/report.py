@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from recordings.compare import THRESHOLDS, Comparison, Distribution, fmt_ratio, fmt_value
-from recordings.metrics import METRIC_BY_KEY, METRICS
+from recordings.analysis.compare import THRESHOLDS, Comparison, Distribution, fmt_ratio, fmt_value
+from recordings.analysis.metrics import METRIC_BY_KEY, METRICS
 
 HUMAN_COLOR = "#2b8cbe"
 POLICY_COLOR = "#e6550d"
