@@ -8,16 +8,23 @@ Checkpoint loaders are ``"module:function"`` targets imported only when a file
 of that kind is loaded (the torch-based built-in policy must not be imported
 otherwise); ``function(path, **options)`` returns a :class:`~policies.base.Policy`.
 Packages add theirs to :data:`FILE_LOADERS` or call :func:`register_file_loader`.
+
+:class:`LoadOptions` is what a user says about a policy (``teleop-app run-policy``'s
+options, the Policy tab's fields); :meth:`LoadOptions.load` turns them into the
+client's options for a rig's cameras and joints and loads the policy.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from policies.base import Policy
+from policies.base import ActionKind, Policy
+
+SERVER_SCHEMES = ("ws://", "wss://", "http://", "https://")
 
 FILE_LOADERS: dict[str, str | Callable[..., Policy]] = {".pt": "policies.builtin.checkpoint:load"}
 """Checkpoint suffix (``".pt"``) -> loader, as ``"module:function"`` or a callable."""
@@ -25,6 +32,70 @@ FILE_LOADERS: dict[str, str | Callable[..., Policy]] = {".pt": "policies.builtin
 
 class PolicyLoadError(ValueError):
     """A policy spec that cannot be loaded; the message names the fix."""
+
+
+def is_server(spec: str) -> bool:
+    """``spec`` names a policy server (else a checkpoint file)."""
+    return spec.strip().startswith(SERVER_SCHEMES)
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """What to load and, for servers, how to talk to it (the options of ``teleop-app run-policy``)."""
+
+    spec: str  # ws://HOST:PORT, http://HOST:PORT/act or a checkpoint file
+    action_kind: str | None = None  # servers: "joint" or "ee_delta"; None: the client's default
+    chunk_length: int | None = None  # servers: actions per answer, if known
+    obs_map: tuple[str, ...] | None = None  # openpi: "KEY=STREAM" items; None: the default mapping
+    camera: str | None = None  # OpenVLA: the camera whose image is sent (None: the first)
+    unnorm_key: str | None = None  # OpenVLA: dataset statistics to un-normalize with
+    timeout_s: float = 5.0  # an answer later than this stops the robot
+
+    def client_options(self, cameras: Sequence[str], n_joints: int) -> dict[str, Any]:
+        """``load_policy`` options for a rig with these cameras and joints (servers only; {} for files).
+
+        Raises :class:`PolicyLoadError` when the options do not fit the rig (a mapped camera it lacks, …).
+        """
+        spec = self.spec.strip()
+        cameras = list(cameras)
+        options: dict[str, Any] = {"timeout_s": self.timeout_s}
+        if self.action_kind is not None:
+            options["action_kind"] = ActionKind(self.action_kind)
+        if spec.startswith(("ws://", "wss://")):
+            from policies.openpi_client import DEFAULT_MAPPING, mapped_streams
+
+            options["chunk_length"] = self.chunk_length
+            if options.get("action_kind", ActionKind.JOINT) is ActionKind.JOINT:
+                options["action_dim"] = n_joints
+            mapping = DEFAULT_MAPPING if self.obs_map is None else dict(_key_stream(i) for i in self.obs_map)
+            missing = sorted({s.partition(":")[2] for s in mapped_streams(mapping) if s.startswith("image")}
+                             - set(cameras))
+            if missing:
+                raise PolicyLoadError(f"the observation map uses camera(s) {', '.join(missing)} but the rig has "
+                                      f"{', '.join(cameras) or 'none'}: pass --obs-map KEY=STREAM for what the "
+                                      "server needs")
+            options["mapping"] = mapping
+        elif spec.startswith(("http://", "https://")):
+            camera = self.camera or (cameras[0] if cameras else None)
+            if camera is None or camera not in cameras:
+                raise PolicyLoadError(f"OpenVLA needs a camera image; the rig has {', '.join(cameras) or 'no camera'}")
+            options.update(camera=camera, unnorm_key=self.unnorm_key)
+            if options.get("action_kind") is ActionKind.JOINT:
+                options["action_dim"] = n_joints
+        else:
+            return {}
+        return options
+
+    def load(self, cameras: Sequence[str], n_joints: int) -> Policy:
+        """Connect to the server or load the checkpoint, for a rig with these cameras and joints."""
+        return load_policy(self.spec.strip(), **self.client_options(cameras, n_joints))
+
+
+def _key_stream(item: str) -> tuple[str, str]:
+    key, sep, stream = item.partition("=")
+    if not sep or not key or not stream:
+        raise PolicyLoadError(f"--obs-map takes KEY=STREAM, not {item!r}")
+    return key, stream
 
 
 def register_file_loader(suffix: str, loader: str | Callable[..., Policy]) -> None:

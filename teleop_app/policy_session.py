@@ -23,7 +23,6 @@ they wait for the loop thread to run a call between two ticks.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import threading
 import time
@@ -34,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from policies.base import ActionKind, Policy, PolicyInfo
+from policies.loading import LoadOptions, is_server
 from policies.runner import PolicyRunner, RunnerView
 from policies.strategies import BLENDS, STRATEGIES, Strategy, make_strategy
 from recordings import edit
@@ -63,33 +63,6 @@ def one_line(exc: BaseException) -> str:
     if isinstance(exc, (PolicyLoadError, PolicyError, ConfigError, ConsoleError, ValueError, KeyError)) and first:
         return first
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
-
-
-def is_server(spec: str) -> bool:
-    return spec.strip().startswith(("ws://", "wss://", "http://", "https://"))
-
-
-@dataclass(frozen=True)
-class LoadOptions:
-    """What to load and, for servers, how to talk to it (the options of ``teleop-app run-policy``)."""
-
-    spec: str  # ws://HOST:PORT, http://HOST:PORT/act or a checkpoint file
-    action_kind: str | None = None  # servers: "joint" or "ee_delta"; None: the client's default
-    chunk_length: int | None = None  # servers: actions per answer, if known
-    obs_map: tuple[str, ...] | None = None  # openpi: "KEY=STREAM" items; None: the default mapping
-    camera: str | None = None  # OpenVLA: the camera whose image is sent (None: the first)
-    unnorm_key: str | None = None  # OpenVLA: dataset statistics to un-normalize with
-    timeout_s: float = 5.0  # an answer later than this stops the robot
-
-    def server_options(self, rig: Any) -> dict[str, Any]:
-        """``load_policy`` options, built by the same helper as the CLI's (servers only; {} for files)."""
-        from teleop_app.cli.policy import _server_options
-
-        args = argparse.Namespace(policy=self.spec.strip(), timeout=self.timeout_s, action_kind=self.action_kind,
-                                  chunk_length=self.chunk_length,
-                                  obs_map=None if self.obs_map is None else list(self.obs_map),
-                                  camera=self.camera, unnorm_key=self.unnorm_key)
-        return _server_options(args, rig)
 
 
 @dataclass(frozen=True)
@@ -344,10 +317,8 @@ class PolicySession:
                 raise PolicyRunError(f"still loading {self.loading}")
             self.loading = spec
         try:
-            from policies.loading import load_policy
-
             try:
-                policy = load_policy(spec, **options.server_options(self.rig))
+                policy = dataclasses.replace(options, spec=spec).load(list(self.rig.cameras), self.rig.robot.n_joints)
             except Exception as exc:  # any failure of a loader or a connection is a message, never a traceback
                 raise PolicyRunError(one_line(exc)) from exc
             problem = self._mismatch(policy.info)

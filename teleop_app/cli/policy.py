@@ -74,44 +74,13 @@ def run(args: argparse.Namespace) -> int:
         return fail(exc)
 
 
-def _server_options(args: argparse.Namespace, rig: Any) -> dict[str, Any]:
-    """Options for :func:`policies.loading.load_policy` from the command line (servers only)."""
-    from policies.base import ActionKind
+def load_options(args: argparse.Namespace) -> Any:
+    """The policy to load and how, from the command line."""
+    from policies.loading import LoadOptions
 
-    spec = args.policy
-    cameras = list(rig.cameras)
-    options: dict[str, Any] = {"timeout_s": args.timeout}
-    if args.action_kind is not None:
-        options["action_kind"] = ActionKind(args.action_kind)
-    if spec.startswith(("ws://", "wss://")):
-        from policies.openpi_client import DEFAULT_MAPPING, mapped_streams
-
-        options["chunk_length"] = args.chunk_length
-        if options.get("action_kind", ActionKind.JOINT) is ActionKind.JOINT:
-            options["action_dim"] = rig.robot.n_joints
-        mapping = DEFAULT_MAPPING if args.obs_map is None else dict(_key_stream(item) for item in args.obs_map)
-        missing = sorted({s.partition(":")[2] for s in mapped_streams(mapping) if s.startswith("image")} - set(cameras))
-        if missing:
-            raise ValueError(f"the observation map uses camera(s) {', '.join(missing)} but the rig has "
-                             f"{', '.join(cameras) or 'none'}: pass --obs-map KEY=STREAM for what the server needs")
-        options["mapping"] = mapping
-    elif spec.startswith(("http://", "https://")):
-        camera = args.camera or (cameras[0] if cameras else None)
-        if camera is None or camera not in cameras:
-            raise ValueError(f"OpenVLA needs a camera image; the rig has {', '.join(cameras) or 'no camera'}")
-        options.update(camera=camera, unnorm_key=args.unnorm_key)
-        if options.get("action_kind") is ActionKind.JOINT:
-            options["action_dim"] = rig.robot.n_joints
-    else:
-        return {}
-    return options
-
-
-def _key_stream(item: str) -> tuple[str, str]:
-    key, sep, stream = item.partition("=")
-    if not sep or not key or not stream:
-        raise ValueError(f"--obs-map takes KEY=STREAM, not {item!r}")
-    return key, stream
+    return LoadOptions(spec=args.policy.strip(), action_kind=args.action_kind, chunk_length=args.chunk_length,
+                       obs_map=None if args.obs_map is None else tuple(args.obs_map), camera=args.camera,
+                       unnorm_key=args.unnorm_key, timeout_s=args.timeout)
 
 
 def _takeover(args: argparse.Namespace, rig: Any) -> Any:
@@ -136,7 +105,6 @@ def _takeover(args: argparse.Namespace, rig: Any) -> Any:
 
 
 def _run_policy(args: argparse.Namespace) -> int:
-    from policies.loading import load_policy
     from policies.runner import PolicyRunner
     from policies.strategies import make_strategy
     from recordings.recorder import Recorder
@@ -154,7 +122,7 @@ def _run_policy(args: argparse.Namespace) -> int:
         config = config.without_cameras()
     rig = build_rig(config)
     takeover = _takeover(args, rig)
-    policy = load_policy(args.policy, **_server_options(args, rig))
+    policy = load_options(args).load(list(rig.cameras), rig.robot.n_joints)
     try:
         strategy = make_strategy(args.strategy, policy.info.chunk_length, replan_every=args.replan_every,
                                  k=args.ensemble_k, threshold=args.threshold, blend=args.blend)
