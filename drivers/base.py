@@ -126,6 +126,7 @@ class InputDevice(abc.ABC):
     """
 
     read_has_side_effects = False  # True where read() advances state (a scripted expert): only the loop reads it
+    source = "human"  # what a tick it drives is recorded as: "human", or "scripted" for an expert program
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -140,6 +141,14 @@ class InputDevice(abc.ABC):
 
     def reset(self) -> None:
         """Forget any per-episode state (e.g. a scripted expert's phase)."""
+
+    def follow(self, gripper_opening: float) -> None:
+        """The device takes over a robot whose gripper is commanded at ``gripper_opening`` (0 closed, 1 open).
+
+        Devices that keep a gripper target of their own (a toggle button) start
+        from it, so taking over never opens or closes the gripper by itself.
+        Called on the control loop's thread: must not block.
+        """
 
     @abc.abstractmethod
     def read(self) -> InputState: ...

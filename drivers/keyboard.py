@@ -99,6 +99,10 @@ class KeyboardInput(InputDevice):
         with self._lock:
             self._held.clear()
 
+    def follow(self, gripper_opening: float) -> None:
+        with self._lock:
+            self._gripper = float(min(max(gripper_opening, 0.0), 1.0))
+
     def reset(self) -> None:
         with self._lock:
             self._held.clear()

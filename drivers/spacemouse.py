@@ -25,6 +25,7 @@ non-zero deflection with no report for ``motion_timeout_s`` counts as released
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -182,6 +183,11 @@ class SpaceMouse(InputDevice):
         self._reader.stop()
         self._report = self._idle_report(connected=False)
 
+    def follow(self, gripper_opening: float) -> None:
+        with self._lock:
+            self._gripper = float(min(max(gripper_opening, 0.0), 1.0))
+            self._report = dataclasses.replace(self._report, gripper=self._gripper)
+
     def reset(self) -> None:
         with self._lock:
             self._gripper = 1.0
@@ -315,11 +321,10 @@ class SpaceMouse(InputDevice):
                     self._gripper = 0.0 if "gripper" in pressed else 1.0
                 elif "gripper" in pressed - was:
                     self._gripper = 0.0 if self._gripper > 0.5 else 1.0
-            gripper = self._gripper
-        mapped = set(self._roles.values())
-        held = frozenset(pressed | {f"button{i}" for i, b in enumerate(buttons) if b and i not in mapped})
+            mapped = set(self._roles.values())
+            held = frozenset(pressed | {f"button{i}" for i, b in enumerate(buttons) if b and i not in mapped})
+            self._report = Report(prev.seq + 1, now, axes, buttons, self._gripper, True, held)
         self.report_rate.tick(now)
-        self._report = Report(prev.seq + 1, now, axes, buttons, gripper, True, held)
 
     def _idle_report(self, connected: bool) -> Report:
         """No deflection, no button: at start, after a reconnect, and the moment the device is lost."""

@@ -89,6 +89,11 @@ class InputState:
     axes: dict[str, float] = field(default_factory=dict)  # raw values, for display
 
 
+SOURCES = ("idle", "human", "policy", "intervention", "replay", "scripted")
+"""Who drives a tick: nobody (the robot holds), a human's input device, a policy, a human who took over
+from a policy, an episode played back, a scripted expert. Episode files store the index (never reorder)."""
+
+
 class SafetyFlag(enum.IntFlag):
     """What the safety filter (or the loop) did to a tick's command; stored per tick in episode files."""
 
@@ -112,6 +117,7 @@ class TickRecord:
     command: np.ndarray  # joint targets actually sent (after safety)
     raw_input: np.ndarray | None  # the operator's input: EE delta [7] or joint targets
     input_kind: str  # "ee_delta", "joint" or "none"
-    source: str  # "idle", "human", "policy", "intervention", "replay"
+    source: str  # one of SOURCES: who drove this tick
     safety: int  # SafetyFlag bits
     killed: bool
+    driver: str = ""  # which input device (its rig name) or policy drove it; "" while idle

@@ -10,21 +10,15 @@ Policies are called from the runner's worker thread, one call at a time.
 from __future__ import annotations
 
 import abc
-import enum
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from policies.observation import ActionStats, Observation
+from policies.observation import ActionKind, ActionStats, Observation
 
-
-class ActionKind(enum.Enum):
-    JOINT = "joint"  # absolute joint targets, gripper joint last (rad)
-    EE_DELTA = "ee_delta"  # [dx, dy, dz, droll, dpitch, dyaw, gripper] per tick, gripper an opening in [0, 1]
+__all__ = ["ActionChunk", "ActionKind", "Policy", "PolicyError", "PolicyInfo"]
 
 
 class PolicyError(RuntimeError):

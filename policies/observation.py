@@ -9,6 +9,7 @@ as openpi and most VLA servers expect).
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,9 +19,13 @@ import numpy as np
 
 from drivers.base import Camera, Robot
 from drivers.types import EE_DELTA_DIM, Frame, RobotState
-from policies.base import ActionKind
 
 NORMALIZATIONS = ("none", "mean_std", "q01_q99", "min_max")
+
+
+class ActionKind(enum.Enum):
+    JOINT = "joint"  # absolute joint targets, gripper joint last (rad)
+    EE_DELTA = "ee_delta"  # [dx, dy, dz, droll, dpitch, dyaw, gripper] per tick, gripper an opening in [0, 1]
 
 
 def resize_with_pad(image: np.ndarray, height: int, width: int) -> np.ndarray:

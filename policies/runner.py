@@ -23,18 +23,16 @@ import dataclasses
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
+from drivers.base import Camera, Robot
 from drivers.types import Command, EEDeltaCommand, JointCommand, RobotState
 from policies.base import ActionChunk, ActionKind, Policy, PolicyError
 from policies.observation import ActionSpec, Capture, ObservationSource
 from policies.strategies import OpenLoop, Plan, Strategy
-
-if TYPE_CHECKING:
-    from teleop_app.rig import Rig
-    from teleop_app.safety import KillSwitch
 
 _LATENCIES = 4096
 
@@ -72,7 +70,7 @@ class PolicyRunner:
         self.spec = spec
         self.observations = observations
         self.timeout_s = timeout_s
-        self._kill: KillSwitch | None = None
+        self._on_fault: Callable[[str], None] = lambda reason: None
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
@@ -99,22 +97,24 @@ class PolicyRunner:
         self.error: str | None = None
 
     @classmethod
-    def for_rig(cls, rig: Rig, policy: Policy, strategy: Strategy, task: str, *, spec: ActionSpec | None = None,
-                image_size: tuple[int, int] | None = (224, 224), camera_names: list[str] | None = None,
-                timeout_s: float = 2.0) -> PolicyRunner:
-        """A runner on ``rig``'s cameras; the spec defaults to the robot's bounds for the policy's action kind."""
+    def for_robot(cls, robot: Robot, cameras: Mapping[str, Camera], rate_hz: float, policy: Policy,
+                  strategy: Strategy, task: str, *, spec: ActionSpec | None = None,
+                  image_size: tuple[int, int] | None = (224, 224), camera_names: list[str] | None = None,
+                  timeout_s: float = 2.0) -> PolicyRunner:
+        """A runner on these cameras; the spec defaults to the robot's bounds for the policy's action kind."""
         info = policy.info
         if spec is None:
-            spec = ActionSpec.for_robot(rig.robot, info.action_kind, rig.config.rate_hz,
-                                        normalization=info.normalization, stats=info.stats)
-        source = ObservationSource(rig.cameras, task, image_size=image_size, camera_names=camera_names)
+            spec = ActionSpec.for_robot(robot, info.action_kind, rate_hz, normalization=info.normalization,
+                                        stats=info.stats)
+        source = ObservationSource(dict(cameras), task, image_size=image_size, camera_names=camera_names)
         return cls(policy, strategy, spec, source, timeout_s=timeout_s)
 
     # -- lifecycle (ControlLoop.start_policy / stop_policy call these) ---------------------------
-    def start(self, kill: KillSwitch) -> None:
+    def start(self, on_fault: Callable[[str], None]) -> None:
+        """Start the worker; ``on_fault(reason)`` (the kill switch's trigger) is called on any policy fault."""
         if self._thread is not None:
             raise RuntimeError("the policy runner is already running")
-        self._kill = kill
+        self._on_fault = on_fault
         thread = threading.Thread(target=self._work, name="policy-worker", daemon=True)
         with self._lock:
             self._state = "running"
@@ -172,7 +172,7 @@ class PolicyRunner:
             if action is None:
                 self.starved_ticks += 1
         if reason is not None:
-            self._kill.trigger(reason)
+            self._on_fault(reason)
             return None
         if action is None:
             return None
@@ -251,7 +251,7 @@ class PolicyRunner:
                     self._ready = (chunk, t_submit, t_ready)
                     self.chunks += 1
             if reason is not None:
-                self._kill.trigger(reason)  # outside the lock: kill listeners may call view()
+                self._on_fault(reason)  # outside the lock: kill listeners may call view()
 
     def _check(self, chunk: object, tick: int) -> tuple[ActionChunk | None, str | None]:
         """The chunk in robot units and None, or None and why it is out of spec."""

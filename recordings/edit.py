@@ -15,7 +15,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from recordings.format import CAMERAS, FRAME_BYTES, FRAME_DATASETS, TICK_DATASETS, TICKS, TRASH_DIR
+from recordings.format import CAMERAS, FRAME_BYTES, FRAME_DATASETS, TICKS, TRASH_DIR, tick_datasets
 from recordings.reader import Episode, EpisodeError
 
 
@@ -127,7 +127,7 @@ def apply_trim(path: Path) -> Path:
             note = f"trim applied: kept {start:.3f}-{end:.3f} s of {full:.3f} s"
             old = str(src.attrs.get("notes", ""))
             dst.attrs["notes"] = f"{old}\n{note}" if old else note
-            _copy_rows(src[TICKS], dst.create_group(TICKS), ticks, list(TICK_DATASETS))
+            _copy_rows(src[TICKS], dst.create_group(TICKS), ticks, list(tick_datasets(ep.meta['format_version'])))
             cams = dst.create_group(CAMERAS)
             for cam, s in frames.items():
                 _copy_frames(src[CAMERAS][cam], cams.create_group(cam), s)

@@ -8,8 +8,13 @@ are root attributes, so edits never rewrite data.
 
 from __future__ import annotations
 
+from drivers.types import SOURCES
+
 FORMAT_NAME = "teleop-episode"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""1: the first layout. 2: ``/ticks/driver`` (which input or policy drove each tick) and the ``scripted``
+source. Readers open both; a version-1 file reads with an empty driver on every tick."""
+DRIVER_BYTES = 32  # a driver name is stored as UTF-8 cut to this many bytes
 SUFFIX = ".h5"
 TRASH_DIR = ".trash"
 
@@ -30,7 +35,7 @@ ROOT_ATTRS = (
     "task",  # the task sentence
     "operator",
     "success",  # SUCCESS_VALUES
-    "notes",
+    "notes",  # free text: what ended the episode, takeovers, repairs (written when the episode is finalized)
     "kept_start",  # float seconds relative to t0, NaN = from the start (non-destructive trim)
     "kept_end",  # float seconds relative to t0, NaN = to the end
     "dropped",  # JSON {stream: count} of samples the recorder could not keep (written at finalize)
@@ -53,10 +58,22 @@ TICK_DATASETS = {
     "raw_input": ("float32", ("R",)),  # operator input: EE delta [7] or joint targets [J], NaN-padded to R
     "input_kind": ("uint8", ()),  # INPUT_KINDS index
     "source": ("uint8", ()),  # SOURCES index
-    "safety": ("uint8", ()),  # teleop_app.safety.SafetyFlag bits
+    "safety": ("uint8", ()),  # drivers.types.SafetyFlag bits
+    "driver": (f"S{DRIVER_BYTES}", ()),  # the input device or policy that drove the tick (b"" while idle)
 }
+ADDED_IN = {"driver": 2}  # tick datasets that a file of an older version lacks
+
+
+def tick_datasets(version: int) -> dict[str, tuple[str, tuple]]:
+    """The ``/ticks`` datasets a file of format ``version`` holds."""
+    return {name: spec for name, spec in TICK_DATASETS.items() if ADDED_IN.get(name, 1) <= version}
+
+
+def encode_driver(name: str) -> bytes:
+    """A driver name as stored: UTF-8, cut to :data:`DRIVER_BYTES` bytes without splitting a character."""
+    return name.encode("utf-8")[:DRIVER_BYTES].decode("utf-8", "ignore").encode("utf-8")
 RAW_INPUT_MIN = 7  # R = max(RAW_INPUT_MIN, J): an EE delta always fits, and so do a leader arm's joint targets
-SOURCES = ("idle", "human", "policy", "intervention", "replay")
+# SOURCES (who drove a tick: idle, human, policy, intervention, replay, scripted) comes from drivers.types.
 INPUT_KINDS = ("none", "ee_delta", "joint")
 
 # /cameras/<name>: one row per frame, at the camera's own rate, with its own timestamps.
@@ -77,4 +94,5 @@ ENCODINGS = ("jpeg", "png16")
 
 # Every dataset is created with the fill value of its dtype, so rows whose bytes
 # never reached the disk (a crash between a resize and the data) are recognisable.
-FILL_VALUES = {"float32": float("nan"), "float64": float("nan"), "int64": -1, "int32": -1, "uint8": 255}
+FILL_VALUES = {"float32": float("nan"), "float64": float("nan"), "int64": -1, "int32": -1, "uint8": 255,
+               f"S{DRIVER_BYTES}": b""}

@@ -35,10 +35,17 @@ class EpisodeSummary:
     frames: dict[str, int] = field(default_factory=dict)  # per camera, in the kept range
     source_mix: dict[str, float] = field(default_factory=dict)  # share of kept ticks per source
     dropped: dict[str, int] = field(default_factory=dict)
+    drivers: dict[str, float] = field(default_factory=dict)  # share of kept ticks per "source (driver)"
 
     @property
     def name(self) -> str:
         return self.path.name
+
+    @property
+    def who_drove(self) -> str:
+        """Who drove the kept ticks, largest share first: ``policy (pi0) 80% · intervention (spacemouse) 20%``."""
+        mix = self.drivers or self.source_mix
+        return " · ".join(f"{k} {round(100 * v):d}%" for k, v in sorted(mix.items(), key=lambda kv: -kv[1]))
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -77,9 +84,25 @@ def summarize(path: Path) -> EpisodeSummary:
             total = max(int(counts.sum()), 1)
             summary.source_mix = {SOURCES[i]: round(int(c) / total, 4) for i, c in enumerate(counts[: len(SOURCES)]) if c}
             summary.dropped = dict(meta.get("dropped") or {})
+            summary.drivers = driver_mix(sources, ticks["driver"])
     except EpisodeError as exc:
         summary.damaged = str(exc)
     return summary
+
+
+def driver_mix(sources: np.ndarray, drivers: np.ndarray) -> dict[str, float]:
+    """Share of ticks per ``source (driver)`` pair (``source`` alone where no driver was stored)."""
+    total = len(sources)
+    if not total:
+        return {}
+    pairs, counts = np.unique(np.stack([np.asarray(sources, dtype=np.int64).astype(str),
+                                        np.char.decode(np.asarray(drivers, dtype="S"), "utf-8", "ignore")], axis=1), axis=0, return_counts=True)
+    out: dict[str, float] = {}
+    for (code, driver), count in zip(pairs, counts):
+        source = SOURCES[int(code)] if int(code) < len(SOURCES) else f"source {code}"
+        key = f"{source} ({driver})" if driver and driver != source else source
+        out[key] = round(out.get(key, 0.0) + int(count) / total, 4)
+    return out
 
 
 def list_dataset(folder: Path, trash: bool = False) -> list[EpisodeSummary]:

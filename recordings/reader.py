@@ -23,6 +23,7 @@ from recordings.format import (
     CAMERA_ATTRS,
     CAMERAS,
     ENCODINGS,
+    FILL_VALUES,
     FORMAT_NAME,
     FORMAT_VERSION,
     FRAME_BYTES,
@@ -34,6 +35,7 @@ from recordings.format import (
     SUCCESS_VALUES,
     TICK_DATASETS,
     TICKS,
+    tick_datasets,
 )
 
 STATUSES = ("recording", "complete")
@@ -189,7 +191,7 @@ class Episode:
         n_joints = len(self.meta["joint_names"])
         sizes = {"J": n_joints, "R": max(RAW_INPUT_MIN, n_joints)}
         lengths = {}
-        for name, (dtype, shape) in TICK_DATASETS.items():
+        for name, (dtype, shape) in tick_datasets(self.meta["format_version"]).items():
             ds = _dataset(self._ticks, name, dtype, f"{TICKS}/{name}")
             row = tuple(sizes.get(d, d) for d in shape)
             if ds.shape[1:] != row:
@@ -281,13 +283,19 @@ class Episode:
 
     def ticks(self, trimmed: bool = True) -> dict[str, np.ndarray]:
         """Every ``/ticks`` column; times relative to t0; ``source``/``input_kind`` as indices into
-        ``source_names``/``input_kind_names`` (also returned)."""
+        ``source_names``/``input_kind_names`` (also returned); ``driver`` as stored bytes (decode UTF-8)."""
         s = self.tick_slice(trimmed)
 
+        present = tick_datasets(self.meta["format_version"])
+
         def read() -> dict[str, np.ndarray]:
-            return {name: self._ticks[name][s] for name in TICK_DATASETS}
+            return {name: self._ticks[name][s] for name in present}
 
         out = self._guard(read)
+        n = s.stop - s.start
+        for name, (dtype, _) in TICK_DATASETS.items():
+            if name not in out:  # an older file: a column added later reads as its fill value
+                out[name] = np.full(n, FILL_VALUES[dtype], dtype=dtype)
         for name in _TIME_COLUMNS:
             out[name] = out[name] - self.t0
         out["source_names"] = np.array(SOURCES)

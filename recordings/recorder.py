@@ -17,7 +17,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -27,11 +27,21 @@ from drivers.app_version import APP_VERSION
 
 if TYPE_CHECKING:
     from drivers.base import Camera
-    from drivers.streams import Subscription
-    from drivers.types import Frame
-    from drivers.types import TickRecord
-    from teleop_app.loop import ControlLoop
-    from teleop_app.rig import Rig
+    from drivers.streams import Broadcast, Subscription
+    from drivers.types import Frame, TickRecord
+
+
+class TickSource(Protocol):
+    """What the recorder needs of the control loop: its ticks, its rate, its robot's joint names."""
+
+    ticks: Broadcast[TickRecord]
+    rate_hz: float
+    robot: Any
+
+    @property
+    def running(self) -> bool: ...
+
+    def subscribe(self, name: str, maxsize: int = ...) -> Subscription[TickRecord]: ...
 
 EPISODE_NAME = "episode_{:06d}" + SUFFIX
 _EPISODE_RE = re.compile(r"episode_(\d+)" + re.escape(SUFFIX))
@@ -87,7 +97,7 @@ class Recorder:
     The properties are safe to poll from any thread (GUI, CLI).
     """
 
-    def __init__(self, loop: ControlLoop, cameras: dict[str, Camera], dataset_dir: str | Path,
+    def __init__(self, loop: TickSource, cameras: dict[str, Camera], dataset_dir: str | Path,
                  rig_meta: dict[str, Any], *, queue_s: float = 2.0, flush_interval_s: float = 0.25,
                  min_free_bytes: int = MIN_FREE_BYTES) -> None:
         self.loop = loop
@@ -105,6 +115,7 @@ class Recorder:
         self._stop = threading.Event()
         self._discard = False
         self._success = "unknown"
+        self._notes: str | None = None
         self._tick_sub: Subscription[TickRecord] | None = None
         self._frame_subs: dict[str, Subscription[Frame]] = {}
         self._counts: dict[str, int] = {}
@@ -112,8 +123,8 @@ class Recorder:
         self._t_last_tick: float | None = None
 
     @classmethod
-    def for_rig(cls, rig: Rig, dataset_dir: str | Path, **kwargs: Any) -> Recorder:
-        """A recorder of ``rig``'s loop and cameras, with :meth:`Rig.metadata` as episode metadata."""
+    def for_rig(cls, rig: Any, dataset_dir: str | Path, **kwargs: Any) -> Recorder:
+        """A recorder of a rig's ``loop`` and ``cameras``, with its ``metadata()`` as episode metadata."""
         return cls(rig.loop, rig.cameras, dataset_dir, rig.metadata(), **kwargs)
 
     # -- state for the GUI / CLI -------------------------------------------------------------
@@ -216,8 +227,11 @@ class Recorder:
         self._thread.start()
         return writer.path
 
-    def stop_episode(self, success: bool | None = None) -> Path:
-        """Stop, write everything queued, finalize; returns the episode's path.
+    def stop_episode(self, success: bool | None = None, notes: str | None = None) -> Path:
+        """Stop, write everything queued, finalize with the success label and ``notes``; returns the path.
+
+        ``notes`` (None: keep those given at the start) are written as part of
+        finalizing, so nothing needs to reopen the file to annotate it.
 
         Raises :class:`RecordingError` if the episode ended before its first tick
         (nothing is saved), or could not be finalized (the file is then left as a
@@ -226,6 +240,7 @@ class Recorder:
         if not self.recording:
             raise RecordingError("not recording")
         self._success = {True: "true", False: "false", None: "unknown"}[success]
+        self._notes = notes
         self._finish(discard=False)
         writer = self._writer
         if writer.t0 is None:
@@ -279,7 +294,7 @@ class Recorder:
                 return
             t = time.monotonic()
             self._flush(writer, pending_t)
-            writer.finalize(self.dropped, self._success)
+            writer.finalize(self.dropped, self._success, self._notes)
             self.finalize_s = time.monotonic() - t
         except Exception as exc:
             self.error = describe_write_error(exc)

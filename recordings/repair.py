@@ -20,7 +20,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from recordings.format import CAMERA_ATTRS, CAMERAS, FRAME_BYTES, FRAME_DATASETS, TICK_DATASETS, TICKS
+from recordings.format import (CAMERA_ATTRS, CAMERAS, FILL_VALUES, FORMAT_VERSION, FRAME_BYTES, FRAME_DATASETS,
+                               TICK_DATASETS, TICKS, tick_datasets)
 from recordings.reader import Episode, EpisodeError, complete_tick_rows, truncated_size
 from recordings.writer import create_layout
 
@@ -81,7 +82,7 @@ def _repair(source: Path, path: Path, idle_s: float, truncated: str | None) -> R
             raise EpisodeError(f"{path.name} was written {age:.1f} s ago: it is probably still being recorded "
                                "(stop the recording, or wait and repair again)")
         f = ep.h5
-        rows = max(f[TICKS][name].shape[0] for name in TICK_DATASETS)
+        rows = max(f[TICKS][name].shape[0] for name in tick_datasets(ep.meta["format_version"]))
         n_ticks = complete_tick_rows(f[TICKS], ep.tick_count(trimmed=False))
         keep = {cam: _complete_frames(f[f"{CAMERAS}/{cam}"], ep.frame_count(cam, trimmed=False))
                 for cam in ep.camera_names}
@@ -152,8 +153,10 @@ def _write_repaired(ep: Episode, tmp: Path, n_ticks: int, keep: dict[str, np.nda
         f.attrs["notes"] = f"{ep.meta['notes']}\n{note}".strip()
         cams = {cam: {a: src[f"{CAMERAS}/{cam}"].attrs[a] for a in CAMERA_ATTRS} for cam in ep.camera_names}
         create_layout(f, len(ep.meta["joint_names"]), cams)
-        for name in TICK_DATASETS:
-            _put(f[TICKS][name], src[TICKS][name][:n_ticks])
+        f.attrs["format_version"] = FORMAT_VERSION  # the layout is this version's; older files lack columns
+        for name, (dtype, _) in TICK_DATASETS.items():
+            values = src[TICKS][name][:n_ticks] if name in src[TICKS] else np.full(n_ticks, FILL_VALUES[dtype], dtype)
+            _put(f[TICKS][name], values)
         for cam, k in keep.items():
             _copy_frames(src[f"{CAMERAS}/{cam}"], f[f"{CAMERAS}/{cam}"], k)
 

@@ -50,6 +50,7 @@ from recordings.format import (
     SUCCESS_VALUES,
     TICK_DATASETS,
     TICKS,
+    encode_driver,
 )
 
 if TYPE_CHECKING:
@@ -158,6 +159,7 @@ def tick_columns(records: Sequence[TickRecord], n_joints: int) -> dict[str, np.n
         "input_kind": np.array(kinds, dtype=np.uint8),
         "source": np.array(sources, dtype=np.uint8),
         "safety": np.fromiter((r.safety for r in records), np.uint8, n),
+        "driver": np.array([encode_driver(r.driver) for r in records], dtype=TICK_DATASETS["driver"][0]),
     }
 
 
@@ -335,8 +337,10 @@ class EpisodeWriter:
         self._write_pending()
         self._f.flush()
 
-    def finalize(self, dropped: Mapping[str, int], success: str | None = None) -> None:
-        """Mark the episode complete, store the drop counts (and the success label), close. Constant time.
+    def finalize(self, dropped: Mapping[str, int], success: str | None = None, notes: str | None = None) -> None:
+        """Mark the episode complete, store the drop counts (and the success label and notes), close.
+
+        Constant time.
 
         An episode needs at least one tick: without one, the file is deleted and ValueError raised.
         """
@@ -350,6 +354,8 @@ class EpisodeWriter:
         attrs.modify("dropped", json.dumps({k: int(v) for k, v in dropped.items()}, sort_keys=True))
         if success is not None:
             attrs.modify("success", success)
+        if notes is not None:
+            attrs.modify("notes", notes)
         attrs.modify("status", "complete")
         self._f.close()
 

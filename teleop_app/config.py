@@ -34,6 +34,7 @@ class SafetyConfig:
     workspace_min: tuple[float, float, float] | None = None
     workspace_max: tuple[float, float, float] | None = None
     watchdog_periods: int = 20
+    ramp_speed: float = 0.5  # rad/s: how fast a new driver (takeover, hand-back, replay, re-arm) may join
 
 
 @dataclass(frozen=True)
@@ -109,11 +110,12 @@ def parse_rig(data: dict[str, Any], source: str = "<memory>") -> RigConfig:
         workspace_min=_vec3(s.get("workspace_min"), "workspace_min", where),
         workspace_max=_vec3(s.get("workspace_max"), "workspace_max", where),
         watchdog_periods=int(s.get("watchdog_periods", 20)),
+        ramp_speed=float(s.get("ramp_speed", 0.5)),
     )
     if (safety.workspace_min is None) != (safety.workspace_max is None):
         raise ConfigError(f"{where}: give both safety.workspace_min and safety.workspace_max, or neither")
-    if safety.max_joint_step <= 0 or safety.watchdog_periods < 2:
-        raise ConfigError(f"{where}: safety.max_joint_step must be > 0 and watchdog_periods >= 2")
+    if safety.max_joint_step <= 0 or safety.watchdog_periods < 2 or safety.ramp_speed <= 0:
+        raise ConfigError(f"{where}: safety.max_joint_step and ramp_speed must be > 0 and watchdog_periods >= 2")
     core = data.get("cpu", {}).get("loop_core", "auto")
     return RigConfig(str(data.get("name", Path(source).stem)), rate, robot, cameras, inputs, safety,
                      _loop_core(core, where), source)

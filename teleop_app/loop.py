@@ -2,29 +2,39 @@
 
 One thread ticks at the rig rate against absolute deadlines. It never waits on a
 camera, the disk, the GUI or a model: it reads latest-value slots and emits
-each :class:`TickRecord` into bounded subscriber queues (overflow is counted).
-The kill switch is checked first on every tick and also wakes the loop while it
-sleeps, so a hold reaches the robot within one period of the trigger.
+each :class:`~drivers.types.TickRecord` into bounded subscriber queues (overflow
+is counted). Every tick, in this order:
 
-In :attr:`Mode.POLICY <teleop_app.session.Mode>` the command comes from an attached
-:class:`~policies.runner.PolicyRunner` (:meth:`ControlLoop.start_policy`): a tick
-without a policy action holds the last target and carries :attr:`SafetyFlag.STARVED`.
-A human moving the takeover device switches to ``INTERVENTION`` (ticks labelled
-``intervention``) and, after letting go, back to the policy (:mod:`teleop_app.takeover`).
+1. requests from other threads (:meth:`ControlLoop.call_soon`) run, so no tick
+   sees a half-made change;
+2. every input's buttons are read: a ``kill`` press on any device latches the
+   kill switch *this* tick; ``episode`` presses of the driving input are counted
+   for the operator session (:attr:`ControlLoop.episode_presses`);
+3. the kill switch: latched → the robot holds where it is (the switch also wakes
+   the loop while it sleeps, so a hold goes out within one period of the trigger);
+4. the driver's command: the active input (``TELEOP``/``REPLAY``), or the
+   attached policy and a human who took over from it (``POLICY``/``INTERVENTION``,
+   :mod:`teleop_app.arbitration`); a change of driver joins through the ramp;
+5. the safety filter, the robot, the measured state, the published record —
+   labelled with the tick's source (``human``, ``scripted``, ``policy``, …) and
+   driver (the input's or policy's name).
+
+Inputs are one set, owned here: :meth:`attach_input`, :meth:`detach_input` and
+:meth:`set_active_input` change them between ticks; :attr:`inputs` is a
+read-only view that other threads may iterate. Figures and the stall diagnosis
+live in :mod:`teleop_app.loop_stats`.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import sysconfig
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
-
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 
@@ -32,36 +42,20 @@ from drivers.base import InputDevice, Robot
 from drivers.streams import Broadcast, Subscription
 from drivers.types import (EE_DELTA_DIM, Command, EEDeltaCommand, InputState, JointCommand, RobotState,
                            SafetyFlag, TickRecord)
+from policies.runner import PolicyRunner
+from teleop_app.arbitration import DEFAULT_RAMP_SPEED, JoinRamp, PolicyArbiter
 from teleop_app.gc_pauses import long_collection_since, watch_collections
+from teleop_app.loop_stats import LoopStats, where_thread_is
+from teleop_app.modes import Mode, Modes
 from teleop_app.safety import KillSwitch, SafetyFilter, Watchdog
-from teleop_app.session import Mode, Session
-from teleop_app.takeover import TakeoverConfig, TakeoverDetector
-
-if TYPE_CHECKING:
-    from policies.runner import PolicyRunner
+from teleop_app.takeover import TakeoverConfig
 
 LOOP_NICE = -10  # the loop thread's nice value, where the user may raise priority
-SECTIONS = ("input", "command", "safety", "send", "read", "publish")
-_RING = 1 << 16  # ~11 minutes of periods at 100 Hz for percentiles
 # A thread running Python keeps the GIL for up to this long after another asks for it (CPython's
 # default is 5 ms), and the loop asks each time it wakes or comes back from C code. At 5 ms the
 # loop made 80 Hz beside one busy Python thread; at 1 ms, 100 Hz (benchmarks/gil_contention.py).
 GIL_SWITCH_S = 0.001
-_STDLIB = sysconfig.get_paths()["stdlib"]
-
-
-def what_thread_is_doing(thread: threading.Thread | None) -> str | None:
-    """Where ``thread`` is now: its innermost frame outside the standard library, for a stall report."""
-    frame = sys._current_frames().get(thread.ident) if thread is not None and thread.ident is not None else None
-    while frame is not None and frame.f_code.co_filename.startswith(_STDLIB):
-        frame = frame.f_back
-    if frame is None:
-        return None
-    code = frame.f_code
-    if code is ControlLoop._sleep_until.__code__:
-        return ("waiting for its next tick (its thread did not get to run: the CPU is overloaded, "
-                "or another thread kept the GIL)")
-    return f"in {code.co_qualname} ({'/'.join(Path(code.co_filename).parts[-2:])}:{frame.f_lineno})"
+BUTTON_ROLES = ("kill", "episode")
 
 
 class LoopNotAnswering(TimeoutError):
@@ -85,47 +79,38 @@ class _LoopCall(Future):
                                    f"{self._loop.why_not_answering()}") from None
 
 
-class _Ring:
-    def __init__(self) -> None:
-        self.data = np.zeros(_RING)
-        self.n = 0
-
-    def add(self, x: float) -> None:
-        self.data[self.n % _RING] = x
-        self.n += 1
-
-    def values(self) -> np.ndarray:
-        return self.data[: min(self.n, _RING)]
-
-
 class ControlLoop:
     def __init__(
         self,
         robot: Robot,
-        inputs: dict[str, InputDevice],
+        inputs: Mapping[str, InputDevice],
         safety: SafetyFilter,
         *,
         rate_hz: float = 100.0,
         kill: KillSwitch | None = None,
-        session: Session | None = None,
+        modes: Modes | None = None,
         watchdog_periods: int = 20,
         loop_core: int | None = None,
         active_input: str | None = None,
+        ramp_speed: float = DEFAULT_RAMP_SPEED,
     ) -> None:
         self.robot = robot
-        self.inputs = dict(inputs)
+        self._inputs: dict[str, InputDevice] = dict(inputs)  # replaced, never mutated: readers iterate safely
         self.safety = safety
         self.rate_hz = rate_hz
         self.period = 1.0 / rate_hz
         self.kill = kill or KillSwitch()
-        self.session = session or Session()
+        self.modes = modes or Modes()
         self.loop_core = loop_core
         self.watchdog = Watchdog(robot, self.kill, self.period, watchdog_periods, where=self._where)
         self.ticks: Broadcast[TickRecord] = Broadcast()
-        self.active_input = active_input or next(iter(self.inputs), None)
+        self._active = active_input or next(iter(self._inputs), None)
         self.last_input: InputState | None = None
         self.error: str | None = None
         self.thread_nice: int | None = None  # the loop thread's nice value once running (-10 where allowed)
+        self.ramp = JoinRamp(ramp_speed, self.period)
+        self.episode_presses = 0  # presses of the driving input's ``episode`` button (read by the session)
+        self._stats = LoopStats()
 
         self._calls: list[tuple[Callable[[], Any], Future]] = []
         self._calls_lock = threading.Lock()
@@ -136,12 +121,11 @@ class ControlLoop:
         self._acted_generation = 0
         self._state: RobotState | None = None
         self._tick = 0
-        self._policy: PolicyRunner | None = None
-        self._takeover: TakeoverDetector | None = None
-        self._takeover_input: str | None = None
-        self._manual_takeover = False
+        self._arbiter: PolicyArbiter | None = None
         self._last_policy: PolicyRunner | None = None
-        self.reset_stats()
+        self._driver: tuple[Mode, str | None] | None = None  # who drove the last tick
+        self._presses: dict[tuple[str, str], int] = {}
+        self._note_presses(self._inputs)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -167,8 +151,8 @@ class ControlLoop:
             self._thread.join(timeout=2.0)
             self._thread = None
         self.kill.wake.clear()
-        if self._policy is not None:
-            self._policy.stop()
+        if self._arbiter is not None:
+            self._arbiter.runner.stop()
 
     @property
     def running(self) -> bool:
@@ -184,8 +168,13 @@ class ControlLoop:
         """Run ``fn`` on the loop thread at the start of the next tick; its result comes in the future.
 
         Waiting on that future past its timeout raises :class:`LoopNotAnswering`, which says why.
+        When the loop is not running, or this is the loop's own thread (a call made by another
+        call), ``fn`` runs at once.
         """
         future = _LoopCall(self)
+        if threading.current_thread() is self._thread:
+            self._call(fn, future)
+            return future
         with self._calls_lock:
             self._calls.append((fn, future))
         if not self.running:
@@ -194,19 +183,81 @@ class ControlLoop:
 
     def _where(self) -> str | None:
         """Why the loop is late, for the watchdog: a long garbage collection, else where its thread is."""
-        began = self._prev_t0
-        return (None if began is None else long_collection_since(began)) or what_thread_is_doing(self._thread)
+        began = self._stats.prev_t0
+        return ((None if began is None else long_collection_since(began))
+                or where_thread_is(self._thread, ControlLoop._sleep_until.__code__))
 
     def why_not_answering(self) -> str:
         """What the loop is doing instead of running calls, for an error message."""
         if not self.running:
             return "its thread is not running" + (f" ({self.error})" if self.error else "")
-        began = self._prev_t0
+        began = self._stats.prev_t0
         if began is None:
             return "it has not ticked yet"
         doing = self._where()
         return (f"its current tick began {time.monotonic() - began:.1f} s ago"
                 + (f", {doing}" if doing else ": the CPU is overloaded or a driver blocks the loop"))
+
+    # -- inputs ------------------------------------------------------------------------------
+    @property
+    def inputs(self) -> Mapping[str, InputDevice]:
+        """Every input device, by name (a read-only view; the replay input appears while it plays)."""
+        return MappingProxyType(self._inputs)
+
+    @property
+    def active_input(self) -> str | None:
+        """The input that drives in ``TELEOP``/``REPLAY`` (and takes over from a policy by default)."""
+        return self._active
+
+    def attach_input(self, device: InputDevice) -> Future:
+        """Add an input between two ticks (its earlier button presses are not acted on)."""
+
+        def attach() -> None:
+            if device.name in self._inputs:
+                raise ValueError(f"there is already an input named {device.name!r}")
+            self._note_presses({device.name: device})
+            self._inputs = {**self._inputs, device.name: device}
+
+        return self.call_soon(attach)
+
+    def detach_input(self, name: str) -> Future:
+        """Remove an input between two ticks; if it was the active one, no input is active afterwards."""
+
+        def detach() -> None:
+            self._inputs = {k: v for k, v in self._inputs.items() if k != name}
+            if self._active == name:
+                self._active = None
+
+        return self.call_soon(detach)
+
+    def set_active_input(self, name: str | None) -> Future:
+        """Make ``name`` the driving input between two ticks (None: no input drives)."""
+
+        def make_active() -> None:
+            if name is not None and name not in self._inputs:
+                raise ValueError(f"no input {name!r} (inputs: {', '.join(self._inputs) or 'none'})")
+            self._active = name
+
+        return self.call_soon(make_active)
+
+    def _note_presses(self, devices: Mapping[str, InputDevice]) -> None:
+        for name, device in devices.items():
+            for role in BUTTON_ROLES:
+                self._presses[(name, role)] = device.presses(role)
+
+    def _read_buttons(self) -> None:
+        """A kill press on any device latches the kill switch now; episode presses are counted."""
+        for name, device in self._inputs.items():
+            for role in BUTTON_ROLES:
+                count = device.presses(role)
+                seen = self._presses.get((name, role), count)
+                if count == seen:
+                    continue
+                self._presses[(name, role)] = count
+                if role == "kill":
+                    self.kill.trigger(f"kill button on {name}")
+                elif name == self._active and count > seen:
+                    self.episode_presses += count - seen
 
     def reset_scene(self, seed: int | None = None) -> Future:
         """Reset the scene (sim) between ticks and re-sync the command to the new pose."""
@@ -217,10 +268,11 @@ class ControlLoop:
             self._q_cmd = self._state.joint_pos.copy()
             if self._q_hold is not None:
                 self._q_hold = self._q_cmd.copy()
-            for device in self.inputs.values():
+            for device in self._inputs.values():
                 device.reset()
-            if self._policy is not None:
-                self._policy.drop()  # planned actions belong to the old scene
+            self._driver = None  # every device starts over from the new pose
+            if self._arbiter is not None:
+                self._arbiter.runner.drop()  # planned actions belong to the old scene
             return ok
 
         return self.call_soon(reset)
@@ -228,36 +280,51 @@ class ControlLoop:
     # -- policy control ----------------------------------------------------------------------
     @property
     def policy(self) -> PolicyRunner | None:
-        """The attached policy runner (None when no policy is running)."""
-        return self._policy
+        """The attached policy runner (None when no policy is attached)."""
+        return None if self._arbiter is None else self._arbiter.runner
 
     @property
     def takeover(self) -> TakeoverConfig | None:
         """How a human takes over from the running policy (None: only :meth:`take_over` does)."""
-        return None if self._takeover is None else self._takeover.config
+        return None if self._arbiter is None else self._arbiter.config
+
+    @property
+    def manual_takeover(self) -> bool:
+        """The human took over with :meth:`take_over` (a button): no automatic hand-back."""
+        return self._arbiter is not None and self._arbiter.manual
+
+    @property
+    def takeovers(self) -> int:
+        """Times a human took over from a policy since the figures were last reset."""
+        return self._stats.takeovers
+
+    @property
+    def kill_latencies(self) -> list[float]:
+        """Seconds from each kill trigger to the hold command it caused."""
+        return self._stats.kill_latencies
 
     def start_policy(self, runner: PolicyRunner, takeover: TakeoverConfig | None = None) -> None:
         """Hand the robot to ``runner``: its worker starts and the mode becomes POLICY.
 
         With ``takeover``, moving its input device gives the human control (see
-        :mod:`teleop_app.takeover`). Raises InvalidTransition from modes that cannot
+        :mod:`teleop_app.takeover`); :meth:`take_over` always can, with the takeover
+        input or else the active one. Raises InvalidTransition from modes that cannot
         go to POLICY (replay), ValueError for an unknown takeover device.
         """
-        if self._policy is not None:
+        if self._arbiter is not None:
             raise RuntimeError("a policy is already running: stop_policy() first")
-        device = None if takeover is None else (takeover.input or self.active_input)
-        if takeover is not None and device not in self.inputs:
-            raise ValueError(f"no input device {device!r} for takeover (inputs: {', '.join(self.inputs) or 'none'})")
-        runner.start(self.kill)
+        device = self._active if takeover is None or takeover.input is None else takeover.input
+        if takeover is not None and device not in self._inputs:
+            raise ValueError(f"no input device {device!r} for takeover (inputs: {', '.join(self._inputs) or 'none'})")
+        runner.start(self.kill.trigger)
 
         def attach() -> None:
-            self.session.set_mode(Mode.POLICY, reason="policy started")
-            self._takeover = None if takeover is None else TakeoverDetector(takeover)
-            self._takeover_input = device
-            self._manual_takeover = False
-            if self._takeover is not None:
-                self._takeover.rest(self.inputs[device].read())
-            self._policy = self._last_policy = runner
+            self.modes.set_mode(Mode.POLICY, reason="policy started")
+            arbiter = PolicyArbiter(runner, takeover, device, self.modes, self._stats)
+            if takeover is not None:
+                arbiter.rest(self._inputs[device].read())
+            self._arbiter = arbiter
+            self._last_policy = runner
 
         try:
             self.call_soon(attach).result(timeout=2.0)
@@ -268,18 +335,17 @@ class ControlLoop:
     def stop_policy(self, mode: Mode = Mode.IDLE) -> PolicyRunner | None:
         """Take the robot from the policy (the mode becomes ``mode``) and stop its worker; returns the runner.
 
-        Raises InvalidTransition (the policy keeps running) e.g. for IDLE while recording.
+        Raises InvalidTransition (the policy keeps running) for a mode the current one cannot go to.
         """
 
         def detach() -> PolicyRunner | None:
-            runner = self._policy
-            if runner is None:
+            arbiter = self._arbiter
+            if arbiter is None:
                 return None
-            if self.session.mode in (Mode.POLICY, Mode.INTERVENTION):
-                self.session.set_mode(mode, reason="policy stopped")
-            self._policy = None
-            self._takeover = None
-            return runner
+            if self.modes.mode in (Mode.POLICY, Mode.INTERVENTION):
+                self.modes.set_mode(mode, reason="policy stopped")
+            self._arbiter = None
+            return arbiter.runner
 
         runner = self.call_soon(detach).result(timeout=2.0)
         if runner is not None:
@@ -287,13 +353,14 @@ class ControlLoop:
         return runner
 
     def take_over(self, reason: str = "takeover requested") -> Future:
-        """Give the human control now (a GUI button); it stays human until :meth:`hand_back`."""
+        """Give the human control now (a button); it stays human until :meth:`hand_back`."""
 
         def take() -> bool:
-            if self._policy is None or self.session.mode is not Mode.POLICY:
+            arbiter = self._arbiter
+            if arbiter is None or self.modes.mode is not Mode.POLICY or arbiter.input is None:
                 return False
-            self._enter_intervention(reason)
-            self._manual_takeover = True
+            arbiter.take_over(reason)
+            arbiter.manual = True
             return True
 
         return self.call_soon(take)
@@ -302,54 +369,13 @@ class ControlLoop:
         """Give control back to the policy after an intervention; the future says whether it happened."""
 
         def back() -> bool:
-            if self._policy is None or self.session.mode is not Mode.INTERVENTION:
+            arbiter = self._arbiter
+            if arbiter is None or self.modes.mode is not Mode.INTERVENTION:
                 return False
-            self._leave_intervention("handed back")
+            arbiter.hand_back("handed back", self.last_input)
             return True
 
         return self.call_soon(back)
-
-    def _enter_intervention(self, reason: str) -> None:
-        self.session.set_mode(Mode.INTERVENTION, reason=reason)
-        self._policy.pause()
-        self.takeovers += 1
-
-    def _leave_intervention(self, reason: str) -> None:
-        self.session.set_mode(Mode.POLICY, reason=reason)
-        self._manual_takeover = False
-        if self._takeover is not None:
-            self._takeover.rest(self.last_input)
-        self._policy.resume()
-        self.hand_backs += 1
-
-    def _policy_command(self, inp: InputState | None, t0: float) -> tuple[Command | None, bool]:
-        """This tick's command in POLICY/INTERVENTION mode, switching between them; and whether it starved."""
-        detector = self._takeover
-        mode = self.session.mode
-        if detector is not None and inp is not None:
-            why = detector.moving(inp, t0)
-            if mode is Mode.POLICY and why is not None:
-                self._enter_intervention(f"takeover: {why}")
-                mode = Mode.INTERVENTION
-            elif (mode is Mode.INTERVENTION and detector.config.auto_hand_back and not self._manual_takeover
-                  and detector.released(t0)):
-                self._leave_intervention(f"human let go for {detector.config.release_s:g} s")
-                mode = Mode.POLICY
-        if mode is Mode.INTERVENTION:
-            self._intervention_ticks += 1
-            return (None if inp is None else self._command_from_input(inp)), False
-        runner = self._policy
-        command = runner.step(self._tick, t0, self._state)
-        self._policy_ticks += 1
-        if runner.in_flight:
-            self._inference_ticks += 1
-        if command is None:
-            self._starved += 1
-            self._stall += 1
-            self._longest_stall = max(self._longest_stall, self._stall)
-        else:
-            self._stall = 0
-        return command, command is None
 
     # -- the loop ----------------------------------------------------------------------------
     def _run(self) -> None:
@@ -366,9 +392,7 @@ class ControlLoop:
         deadline = time.monotonic()
         while not self._stop.is_set():
             t0 = time.monotonic()
-            if self._prev_t0 is not None:
-                self._periods.add(t0 - self._prev_t0)
-            self._prev_t0 = t0
+            self._stats.tick_started(t0)
             self.watchdog.beat(t0)
             try:
                 self._tick_once(t0)
@@ -378,9 +402,8 @@ class ControlLoop:
             deadline += self.period
             now = time.monotonic()
             if now > deadline:
-                self._overruns += 1
                 skipped = int((now - deadline) / self.period)
-                self._missed += skipped
+                self._stats.late(skipped)
                 deadline += skipped * self.period
             self._sleep_until(deadline)
 
@@ -399,10 +422,10 @@ class ControlLoop:
                         self.error = f"{type(exc).__name__}: {exc}"
 
     def _tick_once(self, t0: float) -> None:
-        sec = self._sections
         self._run_calls()
+        self._read_buttons()
         kill = self.kill
-        raw, kind, flags = None, "none", SafetyFlag.NONE
+        raw, kind, flags, source, driver = None, "none", SafetyFlag.NONE, "idle", ""
         if kill.latched:
             self._act_on_kill()
             t1 = t2 = t3 = time.monotonic()
@@ -410,24 +433,12 @@ class ControlLoop:
             if self._q_hold is not None:  # re-armed: continue from where the robot was held
                 self._q_cmd = self._q_hold
                 self._q_hold = None
-            target = self._q_cmd
-            mode = self.session.mode
-            t1 = t0
-            starved = False
-            if self._policy is not None and mode in (Mode.POLICY, Mode.INTERVENTION):
-                name = self._takeover_input or self.active_input
-                inp = None
-                if name is not None and (self._takeover is not None or mode is Mode.INTERVENTION):
-                    inp = self.inputs[name].read()
-                    self.last_input = inp
-                t1 = time.monotonic()
-                command, starved = self._policy_command(inp, t0)
-                target, raw, kind = self._joint_targets(command)
-            elif mode in (Mode.TELEOP, Mode.INTERVENTION, Mode.REPLAY) and self.active_input is not None:
-                inp = self.inputs[self.active_input].read()
-                self.last_input = inp
-                t1 = time.monotonic()
-                target, raw, kind = self._joint_targets(self._command_from_input(inp))
+                self._driver = None  # whoever drives now joins from the held pose
+            command, starved, source, driver = self._command()
+            t1 = time.monotonic()
+            target, raw, kind = self._joint_targets(command)
+            if command is not None:
+                target = self.ramp.apply(target, self._q_cmd)
             t2 = time.monotonic()
             safe, flags = self.safety.filter(target, self._q_cmd)
             if starved:
@@ -436,39 +447,67 @@ class ControlLoop:
             if kill.latched:  # triggered while we computed: the hold wins
                 self._act_on_kill()
             else:
-                self.robot.send(JointCommand(safe), source=self.session.source)
+                self.robot.send(JointCommand(safe), source=source)
                 self._q_cmd = safe
-                if self._policy is not None and self.session.mode is Mode.POLICY:
-                    self._policy.note_sent(self._tick, safe)
+                if self._arbiter is not None and source == "policy":
+                    self._arbiter.runner.note_sent(self._tick, safe)
         t_sent = time.monotonic()
         state = self.robot.read()
         self._state = state
         t5 = time.monotonic()
         killed = self._q_hold is not None
         record = TickRecord(
-            tick=self._tick,
-            t=t0,
-            t_sent=t_sent,
-            state=state,
-            command=(self._q_hold if killed else self._q_cmd).copy(),
-            raw_input=raw,
-            input_kind=kind,
-            source=self.session.source,
-            safety=int(flags | (SafetyFlag.KILLED if killed else 0)),
-            killed=killed,
+            tick=self._tick, t=t0, t_sent=t_sent, state=state,
+            command=(self._q_hold if killed else self._q_cmd).copy(), raw_input=raw, input_kind=kind,
+            source=source, safety=int(flags | (SafetyFlag.KILLED if killed else 0)), killed=killed, driver=driver,
         )
         self.ticks.publish(record)
         t6 = time.monotonic()
         self._tick += 1
-        self._stat_ticks += 1
-        self._t_first = self._t_first or t0
-        self._t_last = t0
-        for name, dt in zip(SECTIONS, (t1 - t0, t2 - t1, t3 - t2, t_sent - t3, t5 - t_sent, t6 - t5)):
-            sec[name].add(dt)
+        self._stats.tick_done(t0, (t1, t2, t3, t_sent, t5, t6))
 
-    def _command_from_input(self, inp: InputState) -> Command | None:
+    def _command(self) -> tuple[Command | None, bool, str, str]:
+        """This tick's command, whether a policy starved, and the tick's source and driver."""
+        mode = self.modes.mode
+        arbiter = self._arbiter
+        if arbiter is not None and mode in (Mode.POLICY, Mode.INTERVENTION):
+            inp = None
+            if arbiter.wants_input(mode):
+                self._join(mode, arbiter.input if mode is Mode.INTERVENTION else arbiter.label)
+                inp = self.last_input = self._inputs[arbiter.input].read()
+            command, starved, human = arbiter.decide(inp, self._tick, time.monotonic(), self._state)
+            mode = self.modes.mode
+            if human:
+                self._join(mode, arbiter.input)
+                return self._command_from_input(inp), False, "intervention", arbiter.input
+            self._join(mode, arbiter.label)
+            return command, starved, ("policy" if mode is Mode.POLICY else "intervention"), arbiter.label
+        name = self._active
+        if mode in (Mode.TELEOP, Mode.REPLAY) and name is not None:
+            device = self._inputs[name]
+            self._join(mode, name)
+            inp = self.last_input = device.read()
+            source = "replay" if mode is Mode.REPLAY else device.source
+            return self._command_from_input(inp), False, source, getattr(device, "label", name)
+        self._join(Mode.IDLE, None)
+        return None, False, "idle", ""
+
+    def _join(self, mode: Mode, who: str | None) -> None:
+        """A new driver: it starts from the commanded gripper, and the ramp joins it to the arm's pose."""
+        key = (mode, who)
+        if key == self._driver:
+            return
+        self._driver = key
+        if mode is Mode.IDLE:
+            return
+        self.ramp.start()
+        device = self._inputs.get(who) if who is not None and mode is not Mode.POLICY else None
+        if device is not None:
+            device.follow(self.robot.joint_to_gripper(float(self._q_cmd[-1])))
+
+    def _command_from_input(self, inp: InputState | None) -> Command | None:
         """What an input state asks for this tick: joint targets, an end-effector step, or nothing."""
-        if not inp.connected:
+        if inp is None or not inp.connected:
             return None
         if inp.joint_targets is not None:
             return JointCommand(inp.joint_targets)
@@ -502,14 +541,14 @@ class ControlLoop:
         kill = self.kill
         if kill.generation != self._acted_generation or self._q_hold is None:
             self._acted_generation = kill.generation
-            if self._policy is not None:
-                self._policy.drop()  # queued actions never run; answers already requested are ignored
+            if self._arbiter is not None:
+                self._arbiter.runner.drop()  # queued actions never run; answers already requested are ignored
             q = self._state.joint_pos.copy() if self._state is not None else self._q_cmd.copy()
             q[-1] = self._q_cmd[-1]
             self._q_hold = np.clip(q, self.safety.limits.joint_lower, self.safety.limits.joint_upper)
             self.robot.send(JointCommand(self._q_hold), source="kill")
             if kill.t_trigger is not None:
-                self.kill_latencies.append(time.monotonic() - kill.t_trigger)
+                self._stats.kill_latencies.append(time.monotonic() - kill.t_trigger)
         else:
             self.robot.send(JointCommand(self._q_hold), source="kill")
 
@@ -517,31 +556,19 @@ class ControlLoop:
         with self._calls_lock:
             calls, self._calls = self._calls, []
         for fn, future in calls:
-            try:
-                future.set_result(fn())
-            except Exception as exc:
-                future.set_exception(exc)
+            self._call(fn, future)
 
-    # -- statistics --------------------------------------------------------------------------
+    @staticmethod
+    def _call(fn: Callable[[], Any], future: Future) -> None:
+        try:
+            future.set_result(fn())
+        except Exception as exc:
+            future.set_exception(exc)
+
+    # -- figures -----------------------------------------------------------------------------
     def reset_stats(self) -> None:
         """Start the figures of :meth:`stats` afresh (e.g. after a warm-up)."""
-        self._periods = _Ring()
-        self._sections = {name: _Ring() for name in SECTIONS}
-        self.kill_latencies: list[float] = []
-        self._overruns = 0
-        self._missed = 0
-        self._stat_ticks = 0
-        self._t_first: float | None = None
-        self._t_last: float | None = None
-        self._prev_t0: float | None = None
-        self._policy_ticks = 0
-        self._starved = 0
-        self._stall = 0
-        self._longest_stall = 0
-        self._inference_ticks = 0
-        self._intervention_ticks = 0
-        self.takeovers = 0
-        self.hand_backs = 0
+        self._stats.reset()
 
     def stats(self) -> dict[str, Any]:
         """Loop figures since start: rate, period percentiles, overruns, time per section, kill latency.
@@ -551,52 +578,15 @@ class ControlLoop:
         takeovers and hand-backs (all reset by :meth:`reset_stats`), and ``runner``: the
         current or last runner's own :meth:`~policies.runner.PolicyRunner.stats`.
         """
-        periods = self._periods.values() * 1e3
-        span = (self._t_last - self._t_first) if self._t_first and self._t_last else 0.0
-        out: dict[str, Any] = {
-            "target_hz": self.rate_hz,
-            "ticks": self._stat_ticks,
-            "achieved_hz": (self._stat_ticks - 1) / span if span > 0 else 0.0,
-            "period_p50_ms": _pct(periods, 50),
-            "period_p99_ms": _pct(periods, 99),
-            "period_max_ms": float(periods.max()) if periods.size else None,
-            "overruns": self._overruns,
-            "missed_deadlines": self._missed,
-            "sections_ms": {
-                name: {"mean": _mean(r.values() * 1e3), "p99": _pct(r.values() * 1e3, 99),
-                       "max": float(r.values().max() * 1e3) if r.n else None}
-                for name, r in self._sections.items()
-            },
+        out = self._stats.figures(self.rate_hz)
+        out.update({
             "safety_counts": dict(self.safety.counts),
-            "kill": {
-                "latched": self.kill.latched,
-                "reason": self.kill.reason,
-                "triggers": self.kill.triggers,
-            },
+            "kill": {"latched": self.kill.latched, "reason": self.kill.reason, "triggers": self.kill.triggers},
             "watchdog_trips": self.watchdog.trips,
             "thread_nice": self.thread_nice,
             "subscriber_drops": {s.name: s.dropped for s in self.ticks.subscriptions},
             "error": self.error,
-            "policy": {
-                "ticks": self._policy_ticks,
-                "starved_ticks": self._starved,
-                "longest_stall_ticks": self._longest_stall,
-                "inference_in_flight_ticks": self._inference_ticks,
-                "intervention_ticks": self._intervention_ticks,
-                "takeovers": self.takeovers,
-                "hand_backs": self.hand_backs,
-                "runner": None if self._last_policy is None else self._last_policy.stats(),
-            },
-        }
-        lat = np.asarray(self.kill_latencies) * 1e3
-        out["kill_latency_ms"] = {"count": int(lat.size), "p50": _pct(lat, 50), "p99": _pct(lat, 99),
-                                  "max": float(lat.max()) if lat.size else None}
+            "policy": {**self._stats.policy_figures(),
+                       "runner": None if self._last_policy is None else self._last_policy.stats()},
+        })
         return out
-
-
-def _pct(x: np.ndarray, q: float) -> float | None:
-    return float(np.percentile(x, q)) if x.size else None
-
-
-def _mean(x: np.ndarray) -> float | None:
-    return float(x.mean()) if x.size else None

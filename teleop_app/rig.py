@@ -1,7 +1,12 @@
-"""Builds a running rig from its config: robot, cameras, inputs, safety filter and control loop."""
+"""Builds a running rig from its config: robot, cameras, inputs, safety filter and control loop.
+
+The rig's inputs are the control loop's (:attr:`ControlLoop.inputs`): one set,
+changed only through the loop's input API.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -11,7 +16,7 @@ from drivers.base import Camera, InputDevice, Robot
 from teleop_app.config import RigConfig
 from teleop_app.loop import ControlLoop
 from teleop_app.safety import KillSwitch, SafetyFilter, SafetyLimits
-from teleop_app.session import Session
+from teleop_app.modes import Modes
 
 
 @dataclass
@@ -19,11 +24,15 @@ class Rig:
     config: RigConfig
     robot: Robot
     cameras: dict[str, Camera]
-    inputs: dict[str, InputDevice]
     loop: ControlLoop
     kill: KillSwitch
-    session: Session
+    modes: Modes
     started: list[object] = field(default_factory=list)
+
+    @property
+    def inputs(self) -> Mapping[str, InputDevice]:
+        """The loop's input devices (read-only; see :meth:`ControlLoop.attach_input`)."""
+        return self.loop.inputs
 
     def start(self) -> None:
         """Connect the robot, start cameras (before the loop: renderer start-up is heavy) and inputs, then the loop."""
@@ -91,10 +100,10 @@ def build_rig(config: RigConfig, active_input: str | None = None) -> Rig:
         workspace_max=None if s.workspace_max is None else np.asarray(s.workspace_max),
     )
     kill = KillSwitch()
-    session = Session()
+    modes = Modes()
     loop = ControlLoop(
         robot, inputs, SafetyFilter(limits, robot.kinematics), rate_hz=config.rate_hz, kill=kill,
-        session=session, watchdog_periods=s.watchdog_periods, loop_core=config.loop_core,
-        active_input=active_input,
+        modes=modes, watchdog_periods=s.watchdog_periods, loop_core=config.loop_core,
+        active_input=active_input, ramp_speed=s.ramp_speed,
     )
-    return Rig(config, robot, cameras, inputs, loop, kill, session)
+    return Rig(config, robot, cameras, loop, kill, modes)

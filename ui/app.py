@@ -1,4 +1,4 @@
-"""Opens the operator console: builds and starts the rig, then the window; closes both in order."""
+"""Opens the operator session: builds and starts the rig, then the window; closes both in order."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from pathlib import Path
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from teleop_app.config import load_rig
-from teleop_app.console import Console, ConsoleError
+from teleop_app.errors import OperatorError
 from teleop_app.gc_pauses import freeze_long_lived
 from teleop_app.rig import build_rig
-from teleop_app.session import Mode
+from teleop_app.operator_session import OperatorSession
 from ui.main_window import MainWindow
 
 DEFAULT_DATASET = Path.home() / "teleop-data" / "demos"
@@ -29,7 +29,7 @@ def preferred_input(inputs: list[str], remembered: str | None) -> str | None:
 
 
 def open_console(rig_name: str | None = None, dataset: str | None = None, operator: str = "",
-                 settings: QtCore.QSettings | None = None, start: bool = True) -> tuple[Console, MainWindow]:
+                 settings: QtCore.QSettings | None = None, start: bool = True) -> tuple[OperatorSession, MainWindow]:
     """Build the rig and a window on it (not yet shown); with ``start``, start the rig in teleop mode.
 
     ``main`` starts the rig only once the window is on screen: building and first
@@ -44,25 +44,25 @@ def open_console(rig_name: str | None = None, dataset: str | None = None, operat
     active = preferred_input([i.name for i in config.inputs], settings.value("active_input"))
     rig = build_rig(config, active_input=active)
     folder = dataset or settings.value("dataset_dir") or str(DEFAULT_DATASET)
-    console = Console(rig, folder, task=str(settings.value("task") or ""), operator=operator)
-    window = MainWindow(console, settings)
+    session = OperatorSession(rig, folder, task=str(settings.value("task") or ""), operator=operator)
+    window = MainWindow(session, settings)
     if start:
         try:
-            start_console(console)
+            start_console(session)
         except BaseException:
             window.close()
             raise
-    return console, window
+    return session, window
 
 
-def start_console(console: Console) -> None:
-    """Start the rig (connect, cameras, inputs, loop) and hand the robot to the active input."""
-    console.rig.start()
-    if console.active_input is not None:
+def start_console(session: OperatorSession) -> None:
+    """Start the session (rig, loop, supervisor) and hand the robot to the active input."""
+    session.start()
+    if session.active_input is not None:
         try:
-            console.set_teleop(True)
-        except ConsoleError as exc:  # e.g. a leader arm posed far from the follower: say so, stay idle
-            console.say(str(exc))
+            session.set_teleop(True)
+        except OperatorError as exc:  # e.g. a leader arm posed far from the follower: say so, stay idle
+            session.say(str(exc), error=True)
 
 
 def close_on_signals(window: MainWindow) -> None:
@@ -83,7 +83,7 @@ def main(rig_name: str | None = None, dataset: str | None = None, operator: str 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     app.setApplicationName("teleop-app")
     QtGui.QGuiApplication.setApplicationDisplayName("teleop-app")
-    console, window = open_console(rig_name, dataset, operator, start=False)
+    session, window = open_console(rig_name, dataset, operator, start=False)
     window.show()
     deadline = time.monotonic() + 2.0
     while time.monotonic() < deadline and not window.isVisible():
@@ -92,16 +92,14 @@ def main(rig_name: str | None = None, dataset: str | None = None, operator: str 
         app.processEvents()
     freeze_long_lived()  # the window, the rig and every module stay: keep full collections off the loop
     try:
-        start_console(console)
+        start_console(session)
     except BaseException:
         window.close()
         raise
     close_on_signals(window)
-    print(f"teleop-app: console open on rig {console.rig.config.name}, dataset {console.dataset_dir}; "
+    print(f"teleop-app: console open on rig {session.rig.config.name}, dataset {session.dataset_dir}; "
           "Ctrl+C here closes it (a running episode is kept)", file=sys.stderr, flush=True)
     try:
         return app.exec()
     finally:
-        if console.mode is not Mode.IDLE and not console.recording:
-            console.rig.session.set_mode(Mode.IDLE, reason="window closed")
-        console.close()
+        session.close()  # a running episode is kept (unlabelled), a rollout or replay ends

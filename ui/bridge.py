@@ -1,18 +1,19 @@
-"""Console events (raised on any thread: the loop, the watchdog, a worker) as a Qt signal on the GUI thread."""
+"""Session events (raised on any thread: the loop, the supervisor, a worker) as a Qt signal on the GUI thread."""
 
 from __future__ import annotations
 
 from PySide6 import QtCore
 
-from teleop_app.console import Console
+from teleop_app.operator_session import OperatorSession
 
 
-class ConsoleBridge(QtCore.QObject):
-    """Views connect to :attr:`changed`; Qt queues emissions from other threads onto the GUI thread."""
+class SessionBridge(QtCore.QObject):
+    """Views connect to :attr:`changed` (an :class:`~teleop_app.events.Event`); Qt queues emissions from
+    other threads onto the GUI thread."""
 
-    changed = QtCore.Signal(str)
+    changed = QtCore.Signal(object)
 
-    def __init__(self, console: Console, parent: QtCore.QObject | None = None) -> None:
+    def __init__(self, session: OperatorSession, parent: QtCore.QObject | None = None) -> None:
         super().__init__(parent)
-        self.console = console
-        console.add_listener(self.changed.emit)
+        self.session = session
+        session.add_listener(self.changed.emit)

@@ -21,7 +21,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtWidgets
 
-from teleop_app.policy_session import ChunkCurves
+from teleop_app.policy_view import ChunkCurves
 
 RANGE_CHECK_S = 0.5
 PENS = {

@@ -1,7 +1,7 @@
 """The Compare tab: human demos vs policy rollouts — how much slower, where, and why.
 
 A thin view over :mod:`recordings.analysis.compare`: the two sets are two folders or
-globs, or one dataset folder (the console's) split by who drove the ticks.
+globs, or one dataset folder (the session's) split by who drove the ticks.
 The metrics are computed in a worker; the tab then shows the end-effector
 speed over normalized time (median and p25–p75 band per set), the duration
 histograms, the phase bars, the metrics table with policy/human ratios and
@@ -31,10 +31,11 @@ from recordings.analysis.compare import (
     fmt_value,
     resolve_set,
 )
-from recordings.library import episode_files
 from recordings.analysis.metrics import METRICS
 from recordings.analysis.report import PHASE_COLORS, phase_means, write_report
-from ui.bridge import ConsoleBridge
+from recordings.library import episode_files
+from teleop_app.events import Event
+from ui.bridge import SessionBridge
 from ui.workers import Task, TaskRunner
 
 HUMAN_COLOR = "#2b8cbe"  # as in the joint plots and the HTML report
@@ -60,16 +61,16 @@ class CompareTab(QtWidgets.QWidget):
 
     compared = QtCore.Signal(object)  # the Comparison, or None when it failed
 
-    def __init__(self, bridge: ConsoleBridge, parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(self, bridge: SessionBridge, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.bridge = bridge
-        self.console = bridge.console
+        self.session = bridge.session
         self.runner = TaskRunner(threads=1, parent=self)
         self.comparison: Comparison | None = None
         self.last_message = ""
         self._generation = 0
         self._busy = False
-        self._dataset = Path(self.console.dataset_dir)
+        self._dataset = Path(self.session.dataset_dir)
 
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -92,7 +93,7 @@ class CompareTab(QtWidgets.QWidget):
             sc.setContext(QtCore.Qt.ShortcutContext.WidgetWithChildrenShortcut)
             sc.activated.connect(self.compare)
             self.shortcuts.append(sc)
-        bridge.changed.connect(self._on_console_event)
+        bridge.changed.connect(self._on_session_event)
         self._set_mode("sets")
         self._update_actions()
         self.show_message("Choose the human demos and the policy rollouts, then Compare.")
@@ -264,7 +265,7 @@ class CompareTab(QtWidgets.QWidget):
         self.policy_edit.setText(str(policy))
 
     def set_by_source(self) -> None:
-        """Compare within the console's dataset folder, by the source of the ticks."""
+        """Compare within the session's dataset folder, by the source of the ticks."""
         self._set_mode("source")
 
     def _update_source_label(self) -> None:
@@ -286,9 +287,9 @@ class CompareTab(QtWidgets.QWidget):
         self.message_label.setStyleSheet(LEVEL_STYLE[level])
         self.message_label.setText(text)
 
-    def _on_console_event(self, event: str) -> None:
-        if event == "dataset":
-            old, self._dataset = self._dataset, Path(self.console.dataset_dir)
+    def _on_session_event(self, event: Event) -> None:
+        if event is Event.DATASET:
+            old, self._dataset = self._dataset, Path(self.session.dataset_dir)
             if self.human_edit.text().strip() == str(old):
                 self.human_edit.setText(str(self._dataset))
             self._update_source_label()

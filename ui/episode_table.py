@@ -17,7 +17,6 @@ from ui.review_state import (
     SUCCESS_RANK,
     format_duration,
     format_size,
-    format_source_mix,
     problem_text,
 )
 
@@ -135,7 +134,7 @@ class EpisodeTableModel(QtCore.QAbstractTableModel):
         if column == "Duration":
             return format_duration(s.duration_s) + (" ✂" if s.trimmed else "")
         if column == "Source":
-            return format_source_mix(s.source_mix)
+            return s.who_drove
         if column == "Size":
             return format_size(s.size_bytes)
         return problem
@@ -151,7 +150,7 @@ class EpisodeTableModel(QtCore.QAbstractTableModel):
         if column == "Duration":
             return float(s.duration_s) if not s.damaged else -1.0
         if column == "Source":
-            return format_source_mix(s.source_mix)
+            return s.who_drove
         if column == "Size":
             return int(s.size_bytes)
         return problem

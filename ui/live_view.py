@@ -8,8 +8,9 @@ import time
 from PySide6 import QtCore, QtWidgets
 
 from drivers.base import Camera
-from teleop_app.console import Console
-from teleop_app.session import Mode
+from teleop_app.modes import Mode
+from teleop_app.operator_session import OperatorSession
+from teleop_app.runs import RunKind
 from ui.gripper_gauge import GripperGauge
 from ui.image_tile import ImageTile
 from ui.input_panel import InputPanel
@@ -21,10 +22,10 @@ from ui.tick_history import TickHistory
 class LiveView(QtWidgets.QWidget):
     """Refreshed by the window's timer through :meth:`refresh`; never blocks on the loop or a camera."""
 
-    def __init__(self, console: Console, parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(self, session: OperatorSession, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
-        self.console = console
-        rig = console.rig
+        self.session = session
+        rig = session.rig
         self.history = TickHistory(rig.robot.n_joints, capacity=int(rig.loop.rate_hz * 12))
         self.ticks = rig.loop.subscribe("gui", maxsize=int(rig.loop.rate_hz * 2))
 
@@ -68,7 +69,7 @@ class LiveView(QtWidgets.QWidget):
 
     def refresh(self) -> None:
         """Pull the newest frames and ticks (called at ~30 Hz)."""
-        console, rig = self.console, self.console.rig
+        session, rig = self.session, self.session.rig
         now = time.monotonic()
         for name, tile in self.tiles.items():
             self._refresh_tile(rig.cameras[name], tile, now)
@@ -77,34 +78,41 @@ class LiveView(QtWidgets.QWidget):
         latest = rig.loop.latest()
         if latest is not None:
             self.gripper.set_values(rig.robot.joint_to_gripper(float(latest.command[-1])), latest.state.gripper)
-        driving = console.mode in (Mode.TELEOP, Mode.INTERVENTION) and not console.stopped
-        self.input_panel.set_active(console.active_input)
-        active = console.active_input
-        error = rig.inputs[active].error if active else None
+        driving = session.mode in (Mode.TELEOP, Mode.INTERVENTION) and not session.stopped
+        inputs = rig.inputs  # one consistent view: the replay input comes and goes between ticks
+        active = session.active_input
+        self.input_panel.set_active(active)
+        device = inputs.get(active) if active else None
+        error = device.error if device is not None else None
         self.input_panel.show_state(rig.loop.last_input, driving, self._input_hint(driving), error)
         self.input_panel.show_others({
             name: (None if dev.read_has_side_effects else dev.read().connected, dev.error)
-            for name, dev in rig.inputs.items() if name != active
+            for name, dev in inputs.items() if name != active
         })
         self.recording.show_state(
-            recording=console.recording, elapsed_s=console.elapsed_s, episodes=self._episode_count(),
-            folder=str(console.dataset_dir), task=console.task, can_reset=rig.robot.can_reset_scene,
+            recording=session.recording, elapsed_s=session.elapsed_s, episodes=self._episode_count(),
+            folder=str(session.dataset_dir), task=session.task, can_reset=rig.robot.can_reset_scene,
         )
         self.recording.message.setText(self._next_step())
 
     def _next_step(self) -> str:
         """What to do next, in one line, for someone who has not read anything."""
-        console = self.console
-        if console.recording:
+        session = self.session
+        run = session.running
+        if run is not None and run.kind is RunKind.EPISODE:
             return "Drive the arm. Then <b>G</b> keeps it as a success, <b>B</b> as a failure, <b>Backspace</b> discards."
-        last = console.last_result
+        if run is not None and run.kind is RunKind.ROLLOUT:
+            return f"A policy drives ({html.escape(run.driver)}): watch it on the <b>Policy</b> tab; <b>Esc</b> stops it."
+        if run is not None:
+            return f"Replaying {html.escape(run.driver)} on the robot (Review tab); <b>Esc</b> stops it."
+        last = session.last_result
         done = ""
         if last is not None and last.outcome == "failed":
-            return f"<b style='color:#d33'>Recording stopped: {html.escape(last.error)}</b>"
-        if last is not None:
+            return f"<b style='color:#d33'>Recording stopped: {html.escape(last.detail)}</b>"
+        if last is not None and last.kind is RunKind.EPISODE:
             name = last.path.name if last.path else "The episode"
             done = f"{name}: {'discarded' if last.path is None else 'kept as ' + last.outcome}. "
-        if not console.task:
+        if not session.task:
             return done + ("Type what the robot should do in <b>Task</b> and press <b>Enter</b>; "
                            "<b>Enter</b> again starts recording.")
         return done + "Press <b>Enter</b> to start an episode."
@@ -115,7 +123,7 @@ class LiveView(QtWidgets.QWidget):
         """Counted from the folder at most once a second (it lists a directory)."""
         t, n = self._count_cache
         if time.monotonic() - t > 1.0:
-            n = self.console.episode_count
+            n = self.session.episode_count
             self._count_cache = (time.monotonic(), n)
         return n
 
@@ -123,13 +131,17 @@ class LiveView(QtWidgets.QWidget):
         self._count_cache = (0.0, 0)
 
     def _input_hint(self, driving: bool) -> str:
-        console = self.console
-        if console.stopped:
+        session = self.session
+        if session.stopped:
             return "The robot is stopped. Press Re-arm (Ctrl+R) to move again."
+        if session.mode is Mode.POLICY:
+            return "A policy drives the robot (Policy tab). Move the takeover input, or press Take over, to drive."
+        if session.mode is Mode.REPLAY:
+            return "A recorded episode is being replayed on the robot (Review tab)."
         if not driving:
             return "Teleop is off: tick “Teleop” at the top to drive."
-        name = console.active_input
-        if name and type(console.rig.inputs[name]).__name__ == "KeyboardInput":
+        name = session.active_input
+        if name and type(session.rig.inputs.get(name)).__name__ == "KeyboardInput":
             return ("Keys: W/S forward/back · A/D left/right · R/F up/down · J/L roll · I/K pitch · "
                     "U/O yaw · Space gripper. Click an empty spot if a text field has the keys.")
         return ""

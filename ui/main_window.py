@@ -1,7 +1,8 @@
 """The operator console window: the STOP bar, the Live and Review tabs, the status bar.
 
 The window reads snapshots on a ~30 Hz timer and forwards user intent to the
-:class:`~teleop_app.console.Console`; it never waits on the control loop.
+:class:`~teleop_app.operator_session.OperatorSession`, which owns every rule (when an
+episode ends, what a kill means); the window never waits on the control loop.
 Keys are routed by one application-wide event filter so that Esc is STOP
 whatever has focus, and teleop keys reach the keyboard device only while the
 Live tab is shown and no text field is being typed in.
@@ -15,10 +16,12 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from drivers.keyboard import GRIPPER_KEY, MOTION_KEYS, KeyboardInput
 from drivers.streams import RateMeter
-from teleop_app.console import Console, ConsoleError
+from teleop_app.errors import OperatorError
+from teleop_app.events import Event
 from teleop_app.loop import LoopNotAnswering
-from teleop_app.session import Mode
-from ui.bridge import ConsoleBridge
+from teleop_app.modes import Mode
+from teleop_app.operator_session import OperatorSession
+from ui.bridge import SessionBridge
 from ui.help_overlay import HelpOverlay, shortcut_sections
 from ui.live_view import LiveView
 from ui.recording_panel import EPISODE_KEYS
@@ -54,21 +57,21 @@ def _fmt_bytes(n: int | None) -> str:
 
 
 class MainWindow(QtWidgets.QMainWindow):
-    def __init__(self, console: Console, settings: QtCore.QSettings | None = None) -> None:
+    def __init__(self, session: OperatorSession, settings: QtCore.QSettings | None = None) -> None:
         super().__init__()
-        self.console = console
+        self.session = session
         self.settings = settings or QtCore.QSettings("teleop-app", "teleop-app")
-        self.bridge = ConsoleBridge(console, self)
-        self.keyboards = [d for d in console.rig.inputs.values() if isinstance(d, KeyboardInput)]
+        self.bridge = SessionBridge(session, self)
+        self.keyboards = [d for d in session.rig.inputs.values() if isinstance(d, KeyboardInput)]
         self.repaints = RateMeter()
-        self.setWindowTitle(f"teleop-app — {console.rig.config.name}")
+        self.setWindowTitle(f"teleop-app — {session.rig.config.name}")
         self.setStyleSheet(STYLE)
 
         self.stop_button = QtWidgets.QPushButton("STOP   [Esc]")
         self.stop_button.setObjectName("stopButton")
         self.stop_button.setMinimumSize(220, 54)
         self.stop_button.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
-        self.stop_button.clicked.connect(lambda: self.console.stop())
+        self.stop_button.clicked.connect(lambda: self.session.stop())
         self.rearm_button = QtWidgets.QPushButton("Re-arm   [Ctrl+R]")
         self.rearm_button.setMinimumHeight(54)
         self.rearm_button.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
@@ -89,7 +92,7 @@ class MainWindow(QtWidgets.QMainWindow):
         bar.addWidget(self.teleop_box)
         bar.addWidget(help_button)
 
-        self.live = LiveView(console)
+        self.live = LiveView(session)
         self.review = ReviewTab(self.bridge)
         self.compare = CompareTab(self.bridge)
         self.policy_tab = PolicyTab(self.bridge)
@@ -120,7 +123,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.live.recording.task_edited.connect(self._task_edited)
         self.live.recording.folder_chosen.connect(self._folder_chosen)
         self.live.input_panel.input_chosen.connect(self._input_chosen)
-        self.bridge.changed.connect(self._on_console_event)
+        self.bridge.changed.connect(self._on_session_event)
 
         self._restore_settings()
         QtWidgets.QApplication.instance().installEventFilter(self)
@@ -137,58 +140,62 @@ class MainWindow(QtWidgets.QMainWindow):
     # -- periodic ----------------------------------------------------------------------------
     def refresh(self) -> None:
         self.repaints.tick()
-        self.console.poll()
         current = self.tabs.currentWidget()
         if current is self.live:
             self.live.refresh()
         elif current is self.policy_tab:
             self.policy_tab.refresh()
-        self.teleop_box.setChecked(self.console.mode in (Mode.TELEOP, Mode.INTERVENTION))
+        self.teleop_box.setChecked(self.session.mode in (Mode.TELEOP, Mode.INTERVENTION))
 
     def refresh_status(self) -> None:
-        console = self.console
-        stats = console.rig.loop.stats()
+        session = self.session
+        stats = session.rig.loop.stats()
         hz, p50, p99 = stats["achieved_hz"], stats["period_p50_ms"], stats["period_p99_ms"]
         jitter = f" · period p50 {p50:.1f} / p99 {p99:.1f} ms" if p50 is not None else ""
         self.status_labels["loop"].setText(f"loop {hz:5.1f} Hz{jitter}")
-        drops = console.recorder.dropped if console.recording else {}
+        drops = session.recorder.dropped if session.recording else {}
         lost = sum(drops.values())
-        self.status_labels["drops"].setText(f"dropped {lost}" if console.recording else "dropped —")
+        self.status_labels["drops"].setText(f"dropped {lost}" if session.recording else "dropped —")
         self.status_labels["drops"].setStyleSheet("color:#d33; font-weight:bold" if lost else "")
         self.status_labels["recording"].setText(
-            f"● REC {console.recorder.path.name if console.recorder.path else ''}" if console.recording else "idle")
-        free = console.free_disk_bytes()
+            f"● REC {session.recorder.path.name if session.recorder.path else ''}" if session.recording else "idle")
+        free = session.free_disk_bytes()
         self.status_labels["disk"].setText(f"free {_fmt_bytes(free)}")
         self.status_labels["disk"].setStyleSheet("color:#d33; font-weight:bold" if free is not None
                                                  and free < 2 * 1024**3 else "")
         self.status_labels["gui"].setText(f"GUI {self.repaints.rate():.0f} fps")
 
-    # -- console events ----------------------------------------------------------------------
-    def _on_console_event(self, event: str) -> None:
-        if event == "kill":
+    # -- session events ----------------------------------------------------------------------
+    def _on_session_event(self, event: Event) -> None:
+        if event in (Event.KILL, Event.MODE):
             self._show_safety()
-            if self.console.stopped:
+            if self.session.stopped:
                 self._release_keys()
-        elif event == "message":
-            self._say(html.escape(self.console.message), self.console.message)
-        elif event in ("episode", "dataset"):
+        elif event is Event.MESSAGE:
+            text = html.escape(self.session.message)
+            self._say(f"<b style='color:#d33'>{text}</b>" if self.session.message_is_error else text,
+                      self.session.message)
+        elif event in (Event.DATASET, Event.RUN):
             self.live.forget_episode_count()
 
     def _show_safety(self) -> None:
-        kill = self.console.rig.kill
+        kill = self.session.rig.kill
         if kill.latched:
             self.safety_label.setText(f"<b style='color:#d33'>STOPPED</b> — {html.escape(kill.reason or '')}. "
                                       "Check the scene, then Re-arm.")
         else:
-            self.safety_label.setText("<b style='color:#2a2'>ARMED</b> — the robot follows the active input.")
+            who = {Mode.IDLE: "teleop is off: the robot holds still", Mode.TELEOP: "the robot follows the active input",
+                   Mode.POLICY: "a POLICY drives the robot", Mode.INTERVENTION: "you drive: human takeover",
+                   Mode.REPLAY: "a recorded episode is being replayed"}[self.session.mode]
+            self.safety_label.setText(f"<b style='color:#2a2'>ARMED</b> — {who}.")
         self.rearm_button.setEnabled(kill.latched)
 
     # -- intent ------------------------------------------------------------------------------
     def _run(self, fn, *args) -> object:
-        """Call a console action; a refusal (or a stalled loop) becomes the status message, never a traceback."""
+        """Call a session action; a refusal (or a stalled loop) becomes the status message, never a traceback."""
         try:
             return fn(*args)
-        except (ConsoleError, LoopNotAnswering) as exc:
+        except (OperatorError, LoopNotAnswering) as exc:
             self._say(f"<b style='color:#d33'>{html.escape(str(exc))}</b>", str(exc))
             return None
 
@@ -198,7 +205,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.message_label.setToolTip(plain)
 
     def episode_action(self, name: str) -> None:
-        c = self.console
+        c = self.session
         if name == "start":
             self._task_edited(self.live.recording.task.text())
             self._run(c.start_episode)
@@ -213,7 +220,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.live.refresh()
 
     def rearm(self) -> None:
-        self.console.rearm()
+        self.session.rearm()
         self._show_safety()
 
     def toggle_help(self) -> None:
@@ -221,21 +228,21 @@ class MainWindow(QtWidgets.QMainWindow):
         self.help.toggle()
 
     def _teleop_clicked(self, checked: bool) -> None:
-        self._run(self.console.set_teleop, checked)
+        self._run(self.session.set_teleop, checked)
 
     def _task_edited(self, text: str) -> None:
-        if text.strip() != self.console.task:
-            self.console.set_task(text)
-            self.settings.setValue("task", self.console.task)
+        if text.strip() != self.session.task:
+            self.session.set_task(text)
+            self.settings.setValue("task", self.session.task)
 
     def _folder_chosen(self, folder: str) -> None:
-        if folder.strip() and folder.strip() != str(self.console.dataset_dir):
-            self._run(self.console.set_dataset_dir, folder.strip())
-            self.settings.setValue("dataset_dir", str(self.console.dataset_dir))
+        if folder.strip() and folder.strip() != str(self.session.dataset_dir):
+            self._run(self.session.set_dataset_dir, folder.strip())
+            self.settings.setValue("dataset_dir", str(self.session.dataset_dir))
 
     def _input_chosen(self, name: str) -> None:
         self._release_keys()
-        self._run(self.console.set_active_input, name)
+        self._run(self.session.set_active_input, name)
         self.settings.setValue("active_input", name)
 
     def _release_keys(self) -> None:
@@ -248,7 +255,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if etype in (QtCore.QEvent.Type.KeyPress, QtCore.QEvent.Type.ShortcutOverride):
             if event.key() == QtCore.Qt.Key.Key_Escape and self.isActiveWindow():
                 if etype == QtCore.QEvent.Type.KeyPress:
-                    self.console.stop()
+                    self.session.stop()
                 return True
         if etype == QtCore.QEvent.Type.ApplicationDeactivate:
             self._release_keys()
@@ -289,7 +296,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.episode_action(_EPISODE_BY_KEY[key])
                 return True
             if key == QtCore.Qt.Key.Key_T:
-                self._teleop_clicked(self.console.mode not in (Mode.TELEOP, Mode.INTERVENTION))
+                self._teleop_clicked(self.session.mode not in (Mode.TELEOP, Mode.INTERVENTION))
                 return True
         name = _KEY_NAMES.get(key, event.text().lower())
         if name in MOTION_KEYS or name == GRIPPER_KEY:
@@ -323,10 +330,10 @@ class MainWindow(QtWidgets.QMainWindow):
         s.setValue("tab", self.tabs.currentIndex())
         save_fields(s, "policy_tab", self.policy_tab.remembered_fields())
         save_fields(s, "compare_tab", self.compare.remembered_fields())
-        s.setValue("task", self.console.task)
-        s.setValue("dataset_dir", str(self.console.dataset_dir))
-        if self.console.active_input:
-            s.setValue("active_input", self.console.active_input)
+        s.setValue("task", self.session.task)
+        s.setValue("dataset_dir", str(self.session.dataset_dir))
+        if self.session.active_input:
+            s.setValue("active_input", self.session.active_input)
         s.sync()
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 (Qt name)

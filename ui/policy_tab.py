@@ -1,11 +1,11 @@
 """The Policy tab: load a checkpoint or connect to a server, run it, watch every chunk, take over by hand.
 
-A thin view over :class:`teleop_app.policy_session.PolicySession` (all the rules
-live there): the window calls :meth:`PolicyTab.refresh` at ~30 Hz while the tab
-is shown; loading runs on a worker thread; console events arrive through the
-:class:`~ui.bridge.ConsoleBridge`. On a kill the tab ends the rollout (its
-episode is kept) so that re-arming never hands the robot back to the policy:
-the operator presses Start again.
+A thin view over :class:`~teleop_app.operator_session.OperatorSession` (all the
+rules live there: a kill ends the rollout, keeping its episode, so a re-arm never
+hands the robot back to the policy): the window calls :meth:`PolicyTab.refresh` at
+~30 Hz while the tab is shown and it draws :func:`~teleop_app.policy_view.policy_status`;
+loading runs on a worker thread; session events arrive through the
+:class:`~ui.bridge.SessionBridge`.
 """
 
 from __future__ import annotations
@@ -17,20 +17,14 @@ from PySide6 import QtCore, QtWidgets
 from drivers.keyboard import KeyboardInput
 from policies.base import ActionKind, PolicyInfo
 from policies.strategies import BLENDS
-from teleop_app.policy_session import (
-    LoadOptions,
-    PolicyRunError,
-    PolicySession,
-    PolicyStatus,
-    RunOptions,
-    StrategyOptions,
-    chunk_curves,
-    dim_names,
-    is_server,
-    one_line,
-)
+from policies.loading import LoadOptions, is_server
+from teleop_app.errors import OperatorError, one_line
+from teleop_app.events import Event
+from teleop_app.policy_view import PolicyStatus, SentTrail, chunk_curves, policy_status, policy_text
+from teleop_app.rollouts import RolloutOptions, StrategyOptions, dim_names
+from teleop_app.runs import RunKind
 from teleop_app.takeover import TakeoverConfig
-from ui.bridge import ConsoleBridge
+from ui.bridge import SessionBridge
 from ui.chunk_plot import ChunkPlots
 from ui.gripper_gauge import GripperGauge
 from ui.workers import Task, TaskRunner
@@ -53,12 +47,12 @@ NO_TAKEOVER = "none: the Take over button only"
 class PolicyTab(QtWidgets.QWidget):
     """See the module docstring; :attr:`session` is the model, usable from tests without the widgets."""
 
-    def __init__(self, bridge: ConsoleBridge, parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(self, bridge: SessionBridge, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.bridge = bridge
-        self.console = bridge.console
-        self.rig = self.console.rig
-        self.session = PolicySession(self.console)
+        self.session = bridge.session
+        self.rig = self.session.rig
+        self.sent = SentTrail()  # targets that reached the robot, sampled at this view's rate
         self.loader = TaskRunner(threads=1, parent=self)
         self.last_status: PolicyStatus | None = None
         self.setStyleSheet(STYLE)
@@ -83,7 +77,7 @@ class PolicyTab(QtWidgets.QWidget):
         layout.addLayout(self._build_left(), 1)
         layout.addWidget(scroll)
 
-        bridge.changed.connect(self._on_console_event)
+        bridge.changed.connect(self._on_session_event)
         self._sync_task()
         self.refresh()
 
@@ -245,7 +239,7 @@ class PolicyTab(QtWidgets.QWidget):
         form = QtWidgets.QFormLayout(box)
         self.task_edit = QtWidgets.QLineEdit()
         self.task_edit.setPlaceholderText("what the robot should do (sent to the policy)")
-        self.task_edit.setToolTip("The console's task sentence (shared with the Live tab); used from the next Start")
+        self.task_edit.setToolTip("The task sentence (shared with the Live tab); used from the next Start")
         self.task_edit.editingFinished.connect(self._task_edited)
         form.addRow("Task", self.task_edit)
         self.takeover_input = QtWidgets.QComboBox()
@@ -296,7 +290,7 @@ class PolicyTab(QtWidgets.QWidget):
         box = QtWidgets.QGroupBox("Run")
         v = QtWidgets.QVBoxLayout(box)
         self.record_box = QtWidgets.QCheckBox("record rollouts")
-        self.record_box.setToolTip("Record each run as an episode in the console's dataset folder "
+        self.record_box.setToolTip("Record each run as an episode in the session's dataset folder "
                                    "(ticks labelled policy / intervention)")
         self.reset_box = QtWidgets.QCheckBox("reset the scene before each run")
         self.reset_box.setToolTip("The sim puts the arm home and the cube somewhere new")
@@ -334,7 +328,7 @@ class PolicyTab(QtWidgets.QWidget):
     def _default_takeover_input(self) -> str:
         """The active input, unless it is a script (it always moves): then the first human one, else none."""
         human = [name for name, dev in self.rig.inputs.items() if not dev.read_has_side_effects]
-        active = self.console.active_input
+        active = self.session.active_input
         return active if active in human else (human[0] if human else "")
 
     # -- options from the widgets ---------------------------------------------------------------
@@ -344,7 +338,7 @@ class PolicyTab(QtWidgets.QWidget):
                            chunk_length=self.chunk_spin.value() or None, obs_map=items or None,
                            timeout_s=self.timeout_spin.value())
 
-    def run_options(self) -> RunOptions:
+    def run_options(self) -> RolloutOptions:
         strategy = StrategyOptions(name=self.strategy.currentData(), replan_every=self.replan_spin.value() or None,
                                    k=self.k_spin.value(), threshold=self.threshold_spin.value() or None,
                                    blend=self.blend.currentData())
@@ -352,7 +346,7 @@ class PolicyTab(QtWidgets.QWidget):
         takeover = None if not device else TakeoverConfig(
             input=device, twist_threshold=self.twist_spin.value(), joint_threshold=self.joint_spin.value(),
             auto_hand_back=self.auto_hand_back.isChecked(), release_s=self.release_spin.value())
-        return RunOptions(strategy=strategy, takeover=takeover, record=self.record_box.isChecked(),
+        return RolloutOptions(strategy=strategy, takeover=takeover, record=self.record_box.isChecked(),
                           reset_scene=self.reset_box.isChecked())
 
     # -- intent ---------------------------------------------------------------------------------
@@ -366,11 +360,11 @@ class PolicyTab(QtWidgets.QWidget):
             return
         options = self.load_options()
         try:
-            if self.session.running:
-                raise PolicyRunError("stop the running policy before loading another")
+            if self._rollout_running():
+                raise OperatorError("stop the running policy before loading another")
             if not options.spec:
-                raise PolicyRunError("enter a checkpoint file or a server address first")
-        except PolicyRunError as exc:
+                raise OperatorError("enter a checkpoint file or a server address first")
+        except OperatorError as exc:
             self._show_load(str(exc), error=True)
             return
         verb = "connecting to" if is_server(options.spec) else "loading"
@@ -379,23 +373,27 @@ class PolicyTab(QtWidgets.QWidget):
         self.load_progress.show()
         task = Task(self._load_job, options, with_progress=False)
         task.signals.done.connect(self._loaded)
-        task.signals.failed.connect(lambda reason: self._loaded(PolicyRunError(reason)))
+        task.signals.failed.connect(lambda reason: self._loaded(OperatorError(reason)))
         self.loader.start(task)
 
-    def _load_job(self, options: LoadOptions) -> PolicyInfo | PolicyRunError:
+    def _rollout_running(self) -> bool:
+        run = self.session.running
+        return run is not None and run.kind is RunKind.ROLLOUT
+
+    def _load_job(self, options: LoadOptions) -> PolicyInfo | OperatorError:
         """On the worker: an expected failure comes back as a value (one line), not as a traceback."""
         try:
-            return self.session.load(options)
-        except PolicyRunError as exc:
+            return self.session.load_policy(options)
+        except OperatorError as exc:
             return exc
 
-    def _loaded(self, result: PolicyInfo | PolicyRunError) -> None:
+    def _loaded(self, result: PolicyInfo | OperatorError) -> None:
         self.load_button.setEnabled(True)
         self.load_progress.hide()
         if isinstance(result, Exception):
             self._show_load(one_line(result), error=True)
             return
-        self._show_load(f"✓ {self.session.policy_text()}")
+        self._show_load(f"✓ {policy_text(self.session)}")
         rate = self.rig.loop.rate_hz
         future_s = 1.15 * result.chunk_length / rate if result.chunk_length else None
         unit = "rad" if result.action_kind is ActionKind.JOINT else ""
@@ -418,17 +416,18 @@ class PolicyTab(QtWidgets.QWidget):
     def start(self) -> bool:
         self._task_edited()
         try:
-            self.session.start(self.run_options())
-        except PolicyRunError as exc:
+            self.session.start_rollout(self.run_options())
+        except OperatorError as exc:
             self.show_message(str(exc), error=True)
             self.refresh()
             return False
+        self.sent.clear()
         self.show_message(self.session.message)
         self.refresh()
         return True
 
     def stop(self) -> None:
-        self._act(self.session.stop)
+        self._act(self.session.stop_rollout)
 
     def take_over(self) -> None:
         self._act(self.session.take_over)
@@ -447,12 +446,12 @@ class PolicyTab(QtWidgets.QWidget):
 
     def _task_edited(self) -> None:
         text = self.task_edit.text().strip()
-        if text != self.console.task:
-            self.console.set_task(text)
+        if text != self.session.task:
+            self.session.set_task(text)
 
     def _sync_task(self) -> None:
-        if not self.task_edit.hasFocus() and self.task_edit.text() != self.console.task:
-            self.task_edit.setText(self.console.task)
+        if not self.task_edit.hasFocus() and self.task_edit.text() != self.session.task:
+            self.task_edit.setText(self.session.task)
 
     def _update_server_box(self) -> None:
         self.server_box.setEnabled(is_server(self.spec_edit.text()))
@@ -466,20 +465,21 @@ class PolicyTab(QtWidgets.QWidget):
         else:
             self.takeover_hint.setText(f"Move the {device} to take over; let go to hand back.")
 
-    # -- console events and refresh ---------------------------------------------------------------
-    def _on_console_event(self, event: str) -> None:
-        if event == "kill":
-            if self.session.on_kill():
-                self.show_message(self.session.message, error=True)
+    # -- session events and refresh ---------------------------------------------------------------
+    def _on_session_event(self, event: Event) -> None:
+        if event is Event.RUN:  # e.g. the kill switch or the window's Teleop box ended the rollout
+            run = self.session.run
+            if run is not None and run.kind is RunKind.ROLLOUT and not run.active:
+                self.show_message(self.session.message, error=self.session.message_is_error)
             self.refresh()
-        elif event == "mode":  # e.g. the window's Teleop box took the robot: the rollout ends now
+        elif event in (Event.KILL, Event.MODE):
             self.refresh()
-        elif event == "task":
+        elif event is Event.TASK:
             self._sync_task()
 
     def refresh(self) -> None:
         """Pull the session's state and the runner's plan (the window calls this at ~30 Hz while shown)."""
-        status = self.session.poll()
+        status = policy_status(self.session, self.sent)
         self.last_status = status
         self.headline.setText(status.headline)
         _set_style(self.headline, PHASE_STYLE.get(status.phase, ""))
@@ -487,13 +487,13 @@ class PolicyTab(QtWidgets.QWidget):
         self.banner.setVisible(bool(status.banner))
         if status.view is not None and status.now_tick is not None and self.plots.plots:
             self.plots.show_curves(chunk_curves(status.view, status.now_tick, self.rig.loop.rate_hz,
-                                                self.plots.past_s, self.session.sent))
+                                                self.plots.past_s, self.sent))
         self.gripper.set_values(*status.gripper)
         self.stats_label.setText(status.stats)
         self.success_label.setText("✓ SUCCESS — the robot reports the task done" if status.success else "")
         self.recording_label.setText(status.recording)
         _set_style(self.recording_label, "color:#d33; font-weight:bold" if status.recording.startswith("●") else "")
-        self.folder_label.setText(f"into {self.console.dataset_dir}")
+        self.folder_label.setText(f"into {self.session.dataset_dir}")
         busy = self.loader.busy
         self.start_button.setEnabled(not status.can_stop and not busy)  # a refusal explains itself when clicked
         self.stop_button.setEnabled(status.can_stop)
@@ -516,7 +516,7 @@ class PolicyTab(QtWidgets.QWidget):
         ])]
 
     def remembered_fields(self) -> dict[str, QtWidgets.QWidget]:
-        """The fields the window keeps between runs (the task is the console's, kept by the window)."""
+        """The fields the window keeps between runs (the task is the session's, kept by the window)."""
         fields = {"policy": self.spec_edit, "actions": self.action_kind, "chunk_length": self.chunk_spin,
                   "observation": self.obs_map, "timeout_s": self.timeout_spin, "strategy": self.strategy,
                   "replan_every": self.replan_spin, "k": self.k_spin, "threshold": self.threshold_spin,
@@ -528,9 +528,8 @@ class PolicyTab(QtWidgets.QWidget):
         return fields
 
     def shutdown(self) -> None:
-        """Call when the window closes: ends a rollout (keeping its episode), waits for a load, closes the policy."""
+        """Call when the window closes: waits for a load (the session ends a rollout and closes the policy)."""
         self.loader.wait(15_000)
-        self.session.close()
 
 
 def _set_style(widget: QtWidgets.QWidget, css: str) -> None:

@@ -44,14 +44,6 @@ def format_size(n: int) -> str:
     return f"{n} B"
 
 
-def format_source_mix(mix: dict[str, float]) -> str:
-    """``{"policy": 0.8, "intervention": 0.2}`` → ``"policy 80% · intervention 20%"`` (largest first)."""
-    if not mix:
-        return ""
-    parts = sorted(mix.items(), key=lambda kv: -kv[1])
-    return " · ".join(f"{name} {round(100 * share):d}%" for name, share in parts)
-
-
 def problem_text(summary: EpisodeSummary) -> str:
     """Why an episode needs attention ("" when it does not): damaged, or left unfinished by a crash."""
     if summary.damaged:

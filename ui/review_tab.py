@@ -1,8 +1,8 @@
 """The Review tab: browse a dataset's episodes, play them, trim, relabel, delete (with undo), export, replay.
 
 A thin view: the listing comes from :mod:`recordings.library` (in a worker),
-edits from :mod:`recordings.edit` through :mod:`ui.review_state`, replays from
-:class:`teleop_app.replay.Replayer`. The episode on screen is open read-only
+edits from :mod:`recordings.edit` through :mod:`ui.review_state`, replays through
+the operator session (:meth:`~teleop_app.operator_session.OperatorSession.start_replay`). The episode on screen is open read-only
 (the whole recording, so the trim handles can move back out); it is closed
 before any edit touches its file and opened again afterwards.
 
@@ -25,8 +25,11 @@ from recordings.export_lerobot import export_lerobot
 from recordings.library import EpisodeSummary, episode_files, summarize
 from recordings.reader import EpisodeError
 from recordings.repair import RepairReport, repair
-from teleop_app.replay import Replayer, ReplayError
-from ui.bridge import ConsoleBridge
+from teleop_app.errors import OperatorError
+from teleop_app.events import Event
+from teleop_app.replay import ReplayError
+from teleop_app.runs import EndReason, Run, RunKind
+from ui.bridge import SessionBridge
 from ui.episode_table import EpisodeTable
 from ui.player import Player
 from ui.review_state import SUCCESS_LABELS, LoadedEpisode, TrashStack, problem_text, set_success
@@ -64,26 +67,19 @@ def list_episodes(folder: Path, progress: Callable[[int, int, str], None] | None
     return out
 
 
-class _ReplayEvents(QtCore.QObject):
-    """Replayer events (loop thread, kill-switch thread) as a signal on the GUI thread."""
-
-    event = QtCore.Signal(str)
-
-
 class ReviewTab(QtWidgets.QWidget):
-    """The Review tab over ``bridge.console``'s dataset folder; see the module docstring for its keys."""
+    """The Review tab over ``bridge.session``'s dataset folder; see the module docstring for its keys."""
 
     listing_done = QtCore.Signal()
     export_done = QtCore.Signal(object)  # ExportReport, or None when the export failed
 
-    def __init__(self, bridge: ConsoleBridge, parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(self, bridge: SessionBridge, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.bridge = bridge
-        self.console = bridge.console
+        self.session = bridge.session
         self.loaded: LoadedEpisode | None = None
         self.trash = TrashStack()
         self.runner = TaskRunner(threads=2, parent=self)
-        self.replayer: Replayer = getattr(self.console, "replayer", None) or Replayer(self.console.rig)
         self.last_message = ""
         self.last_export: ExportReport | None = None
         self._listing_generation = 0
@@ -116,14 +112,11 @@ class ReviewTab(QtWidgets.QWidget):
             sc.activated.connect(getattr(self, method))
             self.shortcuts[keys] = sc
 
-        self._replay_events = _ReplayEvents(self)
-        self._replay_events.event.connect(self._on_replay_event)
-        self.replayer.add_listener(self._replay_events.event.emit)
         self.replay_timer = QtCore.QTimer(self)
         self.replay_timer.setInterval(100)
         self.replay_timer.timeout.connect(self._update_replay)
 
-        bridge.changed.connect(self._on_console_event)
+        bridge.changed.connect(self._on_session_event)
         self.table.episode_selected.connect(self.load_episode)
         self.player.trim_moved.connect(lambda *_: self._update_trim_label())
         self._update_actions()
@@ -265,7 +258,7 @@ class ReviewTab(QtWidgets.QWidget):
     # -- listing -------------------------------------------------------------------------------
     def refresh(self) -> None:
         """List the dataset folder again, in a worker; the table updates when it is done."""
-        folder = self.console.dataset_dir
+        folder = self.session.dataset_dir
         self.folder_label.setText(f"<b>Dataset</b> {folder}")
         self._listing_generation += 1
         generation = self._listing_generation
@@ -297,7 +290,7 @@ class ReviewTab(QtWidgets.QWidget):
         if generation == self._listing_generation:
             self._listing = False
             self.count_label.setText("")
-            self.show_message(f"Could not list {self.console.dataset_dir}: {reason}", "error")
+            self.show_message(f"Could not list {self.session.dataset_dir}: {reason}", "error")
             self.listing_done.emit()
 
     def _update_count(self) -> None:
@@ -310,11 +303,13 @@ class ReviewTab(QtWidgets.QWidget):
             text = "No episodes in this folder yet: record some in the Live tab."
         self.count_label.setText(text)
 
-    def _on_console_event(self, event: str) -> None:
-        if event in ("episode", "dataset"):
+    def _on_session_event(self, event: Event) -> None:
+        if event is Event.DATASET:
             self.refresh()
-        elif event == "kill":
+        elif event is Event.KILL:
             self._update_replay()
+        elif event is Event.RUN:
+            self._on_run_event()
 
     # -- the episode on screen -----------------------------------------------------------------
     def load_episode(self, path: Path | None, cursor: float = 0.0) -> bool:
@@ -471,8 +466,8 @@ class ReviewTab(QtWidgets.QWidget):
         path = self.table.current_path()
         if path is None:
             return
-        recorder = self.console.recorder
-        if self.console.recording and recorder.path is not None and Path(recorder.path) == path:
+        recorder = self.session.recorder
+        if self.session.recording and recorder.path is not None and Path(recorder.path) == path:
             self.show_message(f"{path.name} is being recorded: keep or discard it in the Live tab first", "error")
             return
         proxy_row = self.table.currentIndex().row()
@@ -521,8 +516,8 @@ class ReviewTab(QtWidgets.QWidget):
         path = self.table.current_path()
         if path is None or self._repairing is not None or not self._problem(path):
             return False
-        recorder = self.console.recorder
-        if self.console.recording and recorder.path is not None and Path(recorder.path) == path:
+        recorder = self.session.recorder
+        if self.session.recording and recorder.path is not None and Path(recorder.path) == path:
             self.show_message(f"{path.name} is being recorded: keep or discard it in the Live tab first", "error")
             return False
         if self.loaded is not None and self.loaded.path == path:
@@ -561,13 +556,13 @@ class ReviewTab(QtWidgets.QWidget):
     def ask_export_dir(self, kind: str) -> Path | None:
         """The folder dialog; an empty folder is used as it is, another one gets a new sub-folder."""
         title, _ = EXPORTERS[kind]
-        start = str(self.console.dataset_dir.parent)
+        start = str(self.session.dataset_dir.parent)
         chosen = QtWidgets.QFileDialog.getExistingDirectory(self, f"Export {title} into folder…", start)
         if not chosen:
             return None
         out = Path(chosen)
         if out.exists() and any(out.iterdir()):
-            out = out / f"{self.console.dataset_dir.name}_{kind}"
+            out = out / f"{self.session.dataset_dir.name}_{kind}"
         return out
 
     def export(self, kind: str, out_dir: Path | None = None) -> bool:
@@ -623,42 +618,53 @@ class ReviewTab(QtWidgets.QWidget):
         self.export_done.emit(None)
 
     # -- replay --------------------------------------------------------------------------------
+    def _replay(self) -> Run | None:
+        """The session's current or last run, if it is a replay."""
+        run = self.session.run
+        return run if run is not None and run.kind is RunKind.REPLAY else None
+
     def toggle_replay(self) -> None:
-        if self.replayer.active:
-            self.replayer.stop()
+        run = self._replay()
+        if run is not None and run.active:
+            self.session.stop_replay()
             return
         if self.loaded is None:
             self.show_message("Select an episode to replay", "warn")
             return
         try:
-            self.replayer.start(self.loaded.path)
-        except ReplayError as exc:
+            self.session.start_replay(self.loaded.path)
+        except (ReplayError, OperatorError) as exc:
             self.show_message(f"Cannot replay: {exc}", "error")
 
-    def _on_replay_event(self, event: str) -> None:
-        name = self.replayer.path.name if self.replayer.path else "the episode"
-        if event == "started":
+    def _on_run_event(self) -> None:
+        run = self._replay()
+        if run is None:
+            self._update_replay()
+            return
+        if run.active:
             self.replay_timer.start()
-            self.show_message(f"Replaying {name} on the robot — STOP (Esc) holds it at once", "warn")
-        elif event == "finished":
-            self.show_message(f"Replay of {name} finished; the robot holds its last pose", "ok")
-        elif event == "stopped":
-            self.show_message(f"Replay of {name} stopped ({self.replayer.last_reason})", "warn")
+            self.show_message(f"Replaying {run.driver} on the robot — STOP (Esc) holds it at once", "warn")
+        elif run.result is not None and run.result.reason is EndReason.FINISHED:
+            self.show_message(f"Replay of {run.driver} finished; the robot holds its last pose", "ok")
+        elif run.result is not None:
+            why = run.result.detail or run.result.reason.value
+            self.show_message(f"Replay of {run.driver} stopped ({why})", "warn")
         self._update_replay()
 
     def _update_replay(self) -> None:
-        if self.replayer.active:
-            done, total = self.replayer.progress()
+        run = self._replay()
+        if run is not None and run.active:
+            done, total = run.replay.progress()
             self.replay_button.setText("■ Stop replay")
             self.replay_button.setStyleSheet("background:#ffb300; font-weight:bold")
             self.replay_button.setEnabled(True)
-            self.replay_label.setText(f"<b>replaying {self.replayer.path.name}…</b> {done:.1f} / {total:.1f} s")
+            self.replay_label.setText(f"<b>replaying {run.driver}…</b> {done:.1f} / {total:.1f} s")
         else:
             self.replay_timer.stop()
             self.replay_button.setText("▶ Replay on robot")
             self.replay_button.setStyleSheet("")
             self.replay_button.setEnabled(self.loaded is not None)
-            self.replay_label.setText("the robot is stopped: re-arm to replay" if self.console.stopped else "")
+            self.replay_label.setText("the robot is stopped: re-arm to replay" if self.session.stopped else "")
 
     # -- lifecycle -----------------------------------------------------------------------------
     def showEvent(self, event: QtGui.QShowEvent) -> None:  # noqa: N802 (Qt name)

@@ -16,7 +16,8 @@ from pathlib import Path
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from teleop_app.config import DeviceSpec, load_rig
-from teleop_app.console import Console
+from teleop_app.operator_session import OperatorSession
+from teleop_app.runs import EndRules
 from teleop_app.rig import build_rig
 
 MAX_PNG_BYTES = 300 * 1024
@@ -29,21 +30,19 @@ def record_sim_dataset(folder: str | Path, episodes: int = 1, seconds: float = 1
     cameras = tuple(DeviceSpec(c.kind, c.type, c.name, {**c.options, "width": width, "height": height})
                     for c in config.cameras)
     rig = build_rig(dataclasses.replace(config, cameras=cameras), active_input="scripted")
-    rig.start()
-    console = Console(rig, folder, task=task, operator="screenshots")
+    session = OperatorSession(rig, folder, task=task, operator="screenshots")
+    session.start()
     paths = []
     try:
         deadline = time.monotonic() + 60
         while not all(cam.latest() is not None for cam in rig.cameras.values()) and time.monotonic() < deadline:
             time.sleep(0.05)
         for i in range(episodes):
-            console.reset_scene(seed=i)
-            console.start_episode()
-            time.sleep(seconds)
-            result = console.keep(success=bool(rig.robot.success()))
-            paths.append(result.path)
+            session.reset_scene(seed=i)
+            session.start_episode(EndRules(time_limit_s=seconds))
+            paths.append(session.wait_for_end(session.run).path)
     finally:
-        console.close()
+        session.close()
     return paths
 
 
@@ -60,26 +59,26 @@ def window_screenshots(out_dir: str | Path, dataset_dir: str | Path, size: tuple
     the Review tab, cursor mid-way, trim handles pulled in but not applied). Each PNG ≤ 300 KB."""
     import tempfile
 
-    from ui.app import open_console
+    from ui.app import open_session
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         settings = QtCore.QSettings(str(Path(tmp) / "settings.ini"), QtCore.QSettings.Format.IniFormat)
-        console, window = open_console(None, str(dataset_dir), operator="screenshots", settings=settings)
+        session, window = open_session(None, str(dataset_dir), operator="screenshots", settings=settings)
         try:
             window.resize(*size)
             window.show()
-            console.set_task("pick up the cube")
-            console.set_active_input("scripted")
-            console.reset_scene(seed=4)
+            session.set_task("pick up the cube")
+            session.set_active_input("scripted")
+            session.reset_scene(seed=4)
             _wait(app, lambda: all(t.frames_shown > 3 for t in window.live.tiles.values()))
-            console.start_episode()
-            _wait(app, lambda: console.elapsed_s > 3.5)
+            session.start_episode()
+            _wait(app, lambda: session.elapsed_s > 3.5)
             live = out_dir / "live-recording.png"
             _save_small_png(window.grab().toImage(), live)
-            console.keep(True)
+            session.keep(True)
 
             window.tabs.setCurrentWidget(window.review)
             tab = window.review
@@ -103,7 +102,7 @@ def window_screenshots(out_dir: str | Path, dataset_dir: str | Path, size: tuple
             _save_small_png(window.grab().toImage(), review)
         finally:
             window.close()
-            console.close()
+            session.close()
     return [live, review]
 
 

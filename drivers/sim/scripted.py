@@ -65,6 +65,7 @@ class ScriptedExpert(InputDevice):
 
     config_class = ScriptedExpertConfig
     read_has_side_effects = True  # read() runs the expert's phase machine
+    source = "scripted"  # its ticks are recorded as the scripted expert's, never a human's
 
     def __init__(self, config: ScriptedExpertConfig | None = None, robot: SimSO101 | None = None) -> None:
         self.config = config or ScriptedExpertConfig()

@@ -312,20 +312,26 @@ def compare_sets(human: Sequence[str | Path], policy: Sequence[str | Path], *,
     return compare_metrics(h, p, labels=labels, skipped=skipped, notes=notes, seed=seed, resamples=resamples)
 
 
+DEMONSTRATORS = ("human", "scripted")
+"""Episodes that demonstrate the task: a human's, or a scripted expert's (recorded as such since format 2)."""
+
+
 def compare_by_source(folder: str | Path, *, seed: int = SEED, resamples: int = RESAMPLES,
                       progress: Callable[[int, int, str], None] | None = None) -> Comparison:
-    """Split one dataset folder into mostly-human and mostly-policy episodes and compare them."""
+    """Split one dataset folder into demonstrations (mostly human or scripted) and mostly-policy episodes."""
     folder = Path(folder)
     files = episode_files(folder)
     if not files:
         raise ValueError(f"no episodes in {folder}")
     done, failed = metrics_of(files, progress)
-    h = [m for m in done if m.source == "human"]
+    h = [m for m in done if m.source in DEMONSTRATORS]
     p = [m for m in done if m.source == "policy"]
     mixed = [(m.path, f"mixed sources ({_mix_text(m.source_mix)})") for m in done if m.source == "mixed"]
     skipped = {"human": [], "policy": [], "unassigned": [*failed, *mixed]}
-    label = f"{folder} (by source)"
-    return compare_metrics(h, p, labels=(label, label), skipped=skipped, notes=[], seed=seed, resamples=resamples)
+    kinds = {k: sum(m.source == k for m in h) for k in DEMONSTRATORS}
+    demos = ", ".join(f"{n} {k}" for k, n in kinds.items() if n) or "none"
+    return compare_metrics(h, p, labels=(f"{folder} (by source: demonstrations {demos})", f"{folder} (by source)"),
+                           skipped=skipped, notes=[], seed=seed, resamples=resamples)
 
 
 def _mix_text(mix: dict[str, float]) -> str:

@@ -159,7 +159,7 @@ class EpisodeMetrics:
     path: Path
     task: str
     success: str  # "true", "false", "unknown"
-    source: str  # "human", "policy" or "mixed": who drove most of the kept ticks
+    source: str  # "human", "scripted", "policy" or "mixed": who drove most of the kept ticks
     source_mix: dict[str, float]
     values: dict[str, float]
     profile: np.ndarray  # end-effector speed (mm/s) at PROFILE_POINTS normalized times of the kept range
@@ -298,13 +298,13 @@ def _mean(x: np.ndarray) -> float:
 
 
 def dominant_source(mix: dict[str, float]) -> str:
-    """``"human"`` or ``"policy"`` (policy + intervention ticks) when that share is the majority, else ``"mixed"``."""
-    human = mix.get("human", 0.0)
-    policy = mix.get("policy", 0.0) + mix.get("intervention", 0.0)
-    if human >= SOURCE_MAJORITY and human > policy:
-        return "human"
-    if policy >= SOURCE_MAJORITY and policy > human:
-        return "policy"
+    """``"human"``, ``"scripted"`` (an expert program's demo) or ``"policy"`` (policy + intervention ticks)
+    when that share is the majority, else ``"mixed"``."""
+    shares = {"human": mix.get("human", 0.0), "scripted": mix.get("scripted", 0.0),
+              "policy": mix.get("policy", 0.0) + mix.get("intervention", 0.0)}
+    best = max(shares, key=shares.get)
+    if shares[best] >= SOURCE_MAJORITY and all(shares[best] > v for k, v in shares.items() if k != best):
+        return best
     return "mixed"
 
 

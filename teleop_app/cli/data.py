@@ -10,18 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from teleop_app.cli.errors import fail
-from teleop_app.gc_pauses import freeze_long_lived
 from teleop_app.cli.progress import Progress
-
-
-def add_batch_arguments(p: argparse.ArgumentParser) -> None:
-    """What every batch of recorded episodes (``collect``, ``run-policy``) takes besides its own options."""
-    p.add_argument("--operator", default="")
-    p.add_argument("--rig", default=None)
-    p.add_argument("--seed", type=int, default=None, help="seed of the first scene reset; +1 per episode")
-    p.add_argument("--no-cameras", action="store_true")
-    p.add_argument("--after-success", type=float, default=1.0,
-                   help="keep recording this long after the sim reports success (s)")
+from teleop_app.cli.sessions import add_batch_arguments
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -88,42 +78,37 @@ def run(args: argparse.Namespace) -> int:
     from drivers.base import DeviceError
     from drivers.registry import ConfigError
     from recordings.reader import EpisodeError
+    from teleop_app.errors import OperatorError
 
     handler = {"collect": _collect, "episodes": _episodes, "export": _export}[args.command]
     try:
         return handler(args)
-    except (EpisodeError, ValueError, OSError, ConfigError, DeviceError) as exc:
+    except (EpisodeError, ValueError, OSError, ConfigError, DeviceError, OperatorError) as exc:
         return fail(exc)
 
 
 # -- collect ---------------------------------------------------------------------------------
 def _collect(args: argparse.Namespace) -> int:
-    from recordings.recorder import Recorder
-    from teleop_app.batch import record_episodes
-    from teleop_app.config import load_rig
-    from teleop_app.rig import build_rig
-    from teleop_app.session import Mode
+    from teleop_app.cli.sessions import report_batch, rig_from_args, running
+    from teleop_app.operator_session import BatchPlan, OperatorSession
+    from teleop_app.runs import EndRules
 
     if not args.headless:
         raise ValueError("collect runs without a window: add --headless (to record by hand, open `teleop-app gui`)")
     if args.episodes < 1 or args.seconds <= 0:
         raise ValueError("--episodes must be ≥ 1 and --seconds > 0")
-    config = load_rig(args.rig)
-    if args.no_cameras:
-        config = config.without_cameras()
-    rig = build_rig(config, active_input=args.input or (config.inputs[0].name if config.inputs else None))
     args.out.mkdir(parents=True, exist_ok=True)
-    freeze_long_lived()
-    rig.start()
+    session = OperatorSession(rig_from_args(args), args.out, task=args.task, operator=args.operator)
+    plan = BatchPlan(args.episodes, EndRules(after_success_s=args.after_success, time_limit_s=args.seconds),
+                     seed=args.seed)
+    progress = Progress("collect")
     try:
-        rig.session.set_mode(Mode.TELEOP, reason="collect")
-        batch = record_episodes(rig, Recorder.for_rig(rig, args.out), episodes=args.episodes, seconds=args.seconds,
-                                task=args.task, operator=args.operator, seed=args.seed,
-                                after_success=args.after_success, label="collect")
+        with running(session):
+            session.set_teleop(True)
+            report = session.run_batch(plan, progress)
     finally:
-        rig.close()
-    batch.report("episodes")
-    return 0 if batch.ok else 1
+        progress.close()
+    return report_batch(report, "episodes")
 
 
 # -- episodes --------------------------------------------------------------------------------
@@ -201,69 +186,60 @@ def _episodes(args: argparse.Namespace) -> int:
     raise ValueError(f"unknown action {action}")
 
 
+def _replay(args: argparse.Namespace) -> int:
+    """Ctrl+C is STOP: the kill switch holds the robot on the next tick and ends the replay."""
+    from teleop_app.cli.sessions import rig_from_args, running
+    from teleop_app.operator_session import OperatorSession
+    from teleop_app.replay import ReplayError, Trajectory
+    from teleop_app.runs import EndReason
+
+    try:
+        Trajectory.from_episode(args.file)  # a file that cannot be replayed fails before the robot starts
+    except ReplayError as exc:
+        raise ValueError(str(exc)) from None
+    rig = rig_from_args(args)
+    session = OperatorSession(rig, args.file.parent)
+    progress = Progress("replay")
+    try:
+        with running(session):
+            try:
+                run = session.start_replay(args.file, ramp_speed=args.ramp_speed)
+            except ReplayError as exc:
+                raise ValueError(str(exc)) from None
+            while session.wait_for_end(run, timeout=0.1) is None:
+                played, total = run.replay.progress()
+                progress(round(played * 10), round(total * 10), f"{played:.1f} / {total:.1f} s")
+            result = run.result
+            if not rig.kill.latched:
+                total = run.replay.total_s
+                progress(round(total * 10), round(total * 10), f"{total:.1f} / {total:.1f} s")
+            else:  # the robot holds on the loop's next tick: let that tick happen before closing
+                deadline = time.monotonic() + 1.0
+                while time.monotonic() < deadline and not _held_since(rig, rig.kill.t_trigger):
+                    time.sleep(0.01)
+    finally:
+        progress.close()
+    if result.reason is EndReason.KILL:
+        print(f"replay of {args.file} stopped by the kill switch ({result.detail}); the robot held", file=sys.stderr)
+        return 1
+    print(f"replayed {args.file} on {rig.config.name}", file=sys.stderr)
+    return 0
+
+
 def _held_since(rig: Any, t: float) -> bool:
     """The loop has sent a kill-switch hold in a tick that started after ``t``."""
     last = rig.loop.latest()
     return last is not None and last.killed and last.t > t
 
 
-def _replay(args: argparse.Namespace) -> int:
-    """Ctrl+C is STOP: the kill switch holds the robot on the next tick and ends the replay."""
-    import signal
-    import threading
-
-    from teleop_app.config import load_rig
-    from teleop_app.replay import DEFAULT_RAMP_SPEED, Replayer, ReplayError, Trajectory
-    from teleop_app.rig import build_rig
-
-    Trajectory.from_episode(args.file)  # a file that cannot be replayed fails before the robot starts
-    config = load_rig(args.rig)
-    if args.no_cameras:
-        config = config.without_cameras()
-    rig = build_rig(config)
-    replayer = Replayer(rig, ramp_speed=args.ramp_speed or DEFAULT_RAMP_SPEED)
-    over = threading.Event()
-    replayer.add_listener(lambda event: event in ("finished", "stopped") and over.set())
-    previous = {sig: signal.signal(sig, lambda *_: rig.kill.trigger("Ctrl+C"))
-                for sig in (signal.SIGINT, signal.SIGTERM)}
-    progress = Progress("replay")
-    try:
-        freeze_long_lived()
-        rig.start()
-        try:
-            replayer.start(args.file)
-        except ReplayError as exc:
-            raise ValueError(str(exc)) from None
-        total = replayer.progress()[1]
-        while not over.wait(0.1):
-            played, total = replayer.progress()
-            progress(round(played * 10), round(total * 10), f"{played:.1f} / {total:.1f} s")
-        if not rig.kill.latched:
-            progress(round(total * 10), round(total * 10), f"{total:.1f} / {total:.1f} s")
-        progress.close()
-        if rig.kill.latched:  # the robot holds on the loop's next tick: let that tick happen before closing
-            deadline = time.monotonic() + 1.0
-            while time.monotonic() < deadline and not _held_since(rig, rig.kill.t_trigger):
-                time.sleep(0.01)
-    finally:
-        rig.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if rig.kill.latched:
-        print(f"replay of {args.file} stopped by the kill switch ({rig.kill.reason}); the robot held", file=sys.stderr)
-        return 1
-    print(f"replayed {args.file} on {config.name}", file=sys.stderr)
-    return 0
-
-
 def _table(summaries: list[Any]) -> str:
-    rows = [("episode", "success", "duration", "ticks", "frames", "source", "size", "task")]
+    rows = [("episode", "success", "duration", "ticks", "frames", "driven by", "size", "task")]
     for s in summaries:
         if s.damaged:
             rows.append((s.name, "DAMAGED", "", "", "", "", _mb(s.size_bytes), s.damaged))
             continue
         frames = "/".join(str(n) for n in s.frames.values()) or "-"
-        source = ",".join(f"{k} {v:.0%}" for k, v in s.source_mix.items())
+        source = s.who_drove
         dur = f"{s.duration_s:.1f}s" + ("*" if s.trimmed else "")
         status = s.success if s.status == "complete" else f"{s.success} (unfinished)"
         rows.append((s.name, status, dur, str(s.ticks), frames, source, _mb(s.size_bytes), s.task))
@@ -285,7 +261,7 @@ def _info(s: Any) -> str:
     lines.append(f"  ticks      {s.ticks}")
     for cam, n in s.frames.items():
         lines.append(f"  camera     {cam}: {n} frames")
-    lines.append("  sources    " + ", ".join(f"{k} {v:.1%}" for k, v in s.source_mix.items()))
+    lines.append("  driven by  " + s.who_drove)
     if any(s.dropped.values()):
         lines.append("  DROPPED    " + ", ".join(f"{k} {v}" for k, v in s.dropped.items() if v))
     lines.append(f"  size       {_mb(s.size_bytes)}")

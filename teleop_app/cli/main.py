@@ -13,7 +13,6 @@ from typing import Any
 
 from teleop_app import __version__
 from teleop_app.cli.errors import fail
-from teleop_app.gc_pauses import freeze_long_lived
 
 
 
@@ -107,51 +106,40 @@ def _teleop(args: argparse.Namespace) -> int:
     from drivers.base import DeviceError
     from drivers.keyboard import KeyboardInput, TerminalKeys
     from drivers.registry import ConfigError
-    from teleop_app.config import load_rig
-    from teleop_app.console import check_can_drive
-    from teleop_app.rig import build_rig
-    from teleop_app.session import Mode
+    from teleop_app.cli.sessions import rig_from_args, running
+    from teleop_app.errors import OperatorError
+    from teleop_app.operator_session import OperatorSession
 
     if not args.headless:
         return _gui(args.rig, None, "")
     try:
-        config = load_rig(args.rig)
-        if args.no_cameras:
-            config = config.without_cameras()
-        input_name = args.input or (config.inputs[0].name if config.inputs else None)
-        if input_name is None:
-            return fail(f"rig {config.name} has no input device")
-        rig = build_rig(config, active_input=input_name)
+        rig = rig_from_args(args)
     except (ConfigError, DeviceError) as exc:
         return fail(exc)
-
+    if rig.loop.active_input is None:
+        return fail(f"rig {rig.config.name} has no input device")
+    session = OperatorSession(rig, Path.cwd())  # teleop records nothing
     stop = threading.Event()
     terminal = None
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        freeze_long_lived()
-        rig.start()
-        check_can_drive(rig, input_name)
-    except (DeviceError, RuntimeError) as exc:
-        rig.close()
+        with running(session):
+            signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl+C quits teleop (x or Esc is STOP)
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
+            session.reset_scene(args.seed)
+            session.set_teleop(True)
+            device = rig.inputs[rig.loop.active_input]
+            if isinstance(device, KeyboardInput) and sys.stdin.isatty():
+                terminal = TerminalKeys(device, {"x": lambda: session.stop("STOP key (x)"), "z": session.rearm,
+                                                 "q": stop.set, "\x1b": lambda: session.stop("STOP key (Esc)")})
+                terminal.start()
+                keys = "  ".join(f"{k}:{what}" for k, what in device.bindings())
+                print(f"keys: {keys}\n      x/Esc: STOP  z: re-arm  q: quit", file=sys.stderr)
+            outcome = _run_headless(rig, args.seconds, stop)
+    except (DeviceError, OperatorError, RuntimeError) as exc:
         return fail(f"could not start the rig: {exc}")
-    try:
-        rig.loop.reset_scene(args.seed).result(timeout=5)
-        rig.session.set_mode(Mode.TELEOP, reason="cli")
-        device = rig.inputs[input_name]
-        if isinstance(device, KeyboardInput) and sys.stdin.isatty():
-            terminal = TerminalKeys(device, {"x": lambda: rig.kill.trigger("STOP key (x)"),
-                                             "z": rig.kill.rearm, "q": stop.set,
-                                             "\x1b": lambda: rig.kill.trigger("STOP key (Esc)")})
-            terminal.start()
-            keys = "  ".join(f"{k}:{what}" for k, what in device.bindings())
-            print(f"keys: {keys}\n      x/Esc: STOP  z: re-arm  q: quit", file=sys.stderr)
-        outcome = _run_headless(rig, args.seconds, stop)
     finally:
         if terminal is not None:
             terminal.stop()
-        rig.close()
     stats = rig.loop.stats()
     stats["cameras"] = {name: {"fps": cam.rate.rate(), "error": cam.error} for name, cam in rig.cameras.items()}
     stats.update(outcome)

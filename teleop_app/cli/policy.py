@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from teleop_app.cli.errors import fail
-from teleop_app.gc_pauses import freeze_long_lived
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     from policies.strategies import BLENDS, STRATEGIES
-    from teleop_app.cli.data import add_batch_arguments
+    from teleop_app.cli.sessions import add_batch_arguments
 
     p = sub.add_parser("run-policy", help="roll out a policy headless and record each rollout")
     p.add_argument("--policy", required=True,
@@ -67,10 +66,12 @@ def run(args: argparse.Namespace) -> int:
     from policies.base import PolicyError
     from recordings.reader import EpisodeError
     from recordings.recorder import RecordingError
+    from teleop_app.errors import OperatorError
 
     try:
         return _run_policy(args)
-    except (ValueError, OSError, ConfigError, DeviceError, PolicyError, EpisodeError, RecordingError) as exc:
+    except (ValueError, OSError, ConfigError, DeviceError, PolicyError, EpisodeError, RecordingError,
+            OperatorError) as exc:
         return fail(exc)
 
 
@@ -105,54 +106,34 @@ def _takeover(args: argparse.Namespace, rig: Any) -> Any:
 
 
 def _run_policy(args: argparse.Namespace) -> int:
-    from policies.runner import PolicyRunner
-    from policies.strategies import make_strategy
-    from recordings.recorder import Recorder
-    from teleop_app.batch import record_episodes
-    from teleop_app.config import load_rig
-    from teleop_app.rig import build_rig
-    from teleop_app.session import Mode
+    from teleop_app.cli.progress import Progress
+    from teleop_app.cli.sessions import report_batch, rig_from_args, running
+    from teleop_app.operator_session import BatchPlan, OperatorSession
+    from teleop_app.rollouts import RolloutOptions, StrategyOptions
+    from teleop_app.runs import EndRules
 
     if not args.headless:
         raise ValueError("run-policy has no window: add --headless (the desktop app is `teleop-app gui`)")
     if args.episodes < 1 or args.seconds <= 0 or args.timeout <= 0:
         raise ValueError("--episodes must be ≥ 1, --seconds and --timeout > 0")
-    config = load_rig(args.rig)
-    if args.no_cameras:
-        config = config.without_cameras()
-    rig = build_rig(config)
+    rig = rig_from_args(args)
     takeover = _takeover(args, rig)
-    policy = load_options(args).load(list(rig.cameras), rig.robot.n_joints)
+    args.out.mkdir(parents=True, exist_ok=True)
+    session = OperatorSession(rig, args.out, task=args.task, operator=args.operator)
+    strategy = StrategyOptions(name=args.strategy, replan_every=args.replan_every, k=args.ensemble_k,
+                               threshold=args.threshold, blend=args.blend)
+    plan = BatchPlan(args.episodes, EndRules(after_success_s=args.after_success, time_limit_s=args.seconds),
+                     seed=args.seed, rollout=RolloutOptions(strategy=strategy, takeover=takeover, record=True,
+                                                            image_size=args.image_size))
+    progress = Progress("run-policy")
     try:
-        strategy = make_strategy(args.strategy, policy.info.chunk_length, replan_every=args.replan_every,
-                                 k=args.ensemble_k, threshold=args.threshold, blend=args.blend)
-        runner = PolicyRunner.for_rig(rig, policy, strategy, args.task, timeout_s=args.timeout,
-                                      image_size=(args.image_size, args.image_size))
-        args.out.mkdir(parents=True, exist_ok=True)
-        freeze_long_lived()  # after the policy is loaded: a checkpoint brings torch
-        rig.start()
-        counted = 0  # takeovers in the episodes before this one
-
-        def end() -> str | None:
-            nonlocal counted
-            rig.loop.stop_policy(Mode.IDLE)
-            n, counted = rig.loop.takeovers - counted, rig.loop.takeovers
-            return f"{n} human takeover(s)" if n else None
-
-        try:
-            batch = record_episodes(
-                rig, Recorder.for_rig(rig, args.out), episodes=args.episodes, seconds=args.seconds,
-                task=args.task, operator=args.operator, notes=f"policy {args.policy}, strategy {args.strategy}",
-                seed=args.seed, after_success=args.after_success, label="run-policy",
-                begin=lambda: (runner.reset(), rig.loop.start_policy(runner, takeover=takeover)),
-                end=end,
-            )
-        finally:
-            rig.close()
+        session.load_policy(load_options(args))  # before the loop starts: a checkpoint brings torch
+        with running(session):
+            report = session.run_batch(plan, progress)
     finally:
-        policy.close()
-
-    batch.report("rollouts")
+        progress.close()
+        session.close()  # closes the policy even when the rig never started
+    status = report_batch(report, "rollouts")
     stats = rig.loop.stats()
     pol = stats["policy"]
     lat = pol["runner"]["latency_ms"] if pol["runner"] else {}
@@ -162,4 +143,4 @@ def _run_policy(args: argparse.Namespace) -> int:
              if takeover is not None else ""), file=sys.stderr)
     if args.stats_json:
         args.stats_json.write_text(json.dumps(stats, indent=2))
-    return 0 if batch.ok else 1
+    return status

@@ -1,0 +1,76 @@
+"""What every command that drives the robot shares: its rig, its operator session, Ctrl+C, its report.
+
+``teleop``, ``collect``, ``run-policy`` and ``episodes replay`` are thin drivers of
+:class:`~teleop_app.operator_session.OperatorSession`, as the window is: the
+session decides when a run ends and what a kill means; a command only starts
+runs and prints what happened. Ctrl+C (SIGINT) and SIGTERM are STOP: the robot
+holds on the next tick and the running run ends as any kill ends it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TextIO
+
+from teleop_app.gc_pauses import freeze_long_lived
+from teleop_app.operator_session import BatchReport, OperatorSession
+from teleop_app.rig import Rig, build_rig
+
+
+def add_batch_arguments(p: argparse.ArgumentParser) -> None:
+    """What every batch of recorded episodes (``collect``, ``run-policy``) takes besides its own options."""
+    p.add_argument("--operator", default="")
+    p.add_argument("--rig", default=None)
+    p.add_argument("--seed", type=int, default=None, help="seed of the first scene reset; +1 per episode")
+    p.add_argument("--no-cameras", action="store_true")
+    p.add_argument("--after-success", type=float, default=1.0,
+                   help="keep recording this long after the sim reports success (s)")
+
+
+def rig_from_args(args: argparse.Namespace, active_input: str | None = None) -> Rig:
+    """The rig of ``--rig`` (default: the simulated SO-101), without cameras for ``--no-cameras``."""
+    from teleop_app.config import load_rig
+
+    config = load_rig(args.rig)
+    if getattr(args, "no_cameras", False):
+        config = config.without_cameras()
+    if active_input is None and getattr(args, "input", None) is None and config.inputs:
+        active_input = config.inputs[0].name
+    return build_rig(config, active_input=active_input or getattr(args, "input", None))
+
+
+@contextmanager
+def running(session: OperatorSession) -> Iterator[OperatorSession]:
+    """Start the session (its rig, its supervisor) with Ctrl+C and SIGTERM as STOP; close it afterwards."""
+    previous = {sig: signal.signal(sig, lambda *_: session.stop("Ctrl+C")) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        freeze_long_lived()  # modules, the rig (and a loaded policy) live as long as the command: keep GC off the loop
+        session.start()
+        yield session
+    finally:
+        session.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def report_batch(report: BatchReport, what: str, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """One line per kept episode on stdout, the tally and what stopped the batch on stderr; the exit status."""
+    out, err = out or sys.stdout, err or sys.stderr
+    kept = [r for r in report.results if r.path is not None and r.outcome != "failed"]
+    for r in kept:
+        print(f"{r.path}  {r.outcome}  {r.duration_s:.1f} s", file=out)
+    ok = sum(r.outcome == "success" for r in kept)
+    folder = kept[0].path.parent if kept else Path(".")
+    print(f"{ok}/{len(kept)} successful {what} in {folder}", file=err)
+    stopped = report.stopped_by
+    if stopped is not None and stopped.outcome == "failed":
+        print(f"error: recording stopped: {stopped.detail}", file=err)
+    elif stopped is not None:
+        print(f"error: stopped by the kill switch ({stopped.detail}); the last episode is labelled a failure "
+              "with that note", file=err)
+    return 0 if stopped is None else 1
