@@ -20,7 +20,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 from teleop_app.config import load_rig  # noqa: E402
 from teleop_app.rig import build_rig  # noqa: E402
-from teleop_app.session import Mode  # noqa: E402
+from teleop_app.modes import Mode  # noqa: E402
 
 
 def fire_kills(rig, stop: threading.Event, out: list[int]) -> None:
@@ -50,7 +50,7 @@ def main() -> None:
     rig.start()
     try:
         rig.loop.reset_scene(seed=0).result(timeout=5)
-        rig.session.set_mode(Mode.TELEOP)
+        rig.modes.set_mode(Mode.TELEOP)
         time.sleep(1.0)  # let cameras reach their rate before measuring
         seq0 = {n: (c.latest().seq if c.latest() else -1, time.monotonic()) for n, c in rig.cameras.items()}
         rig.loop.reset_stats()

@@ -69,7 +69,8 @@ def run_case(rig, strategy: str, latency: float, seconds: float, chunk: int, kil
     loop = rig.loop
     loop.reset_scene(seed=0).result(timeout=5)
     start = rig.robot.read().joint_pos.copy()
-    runner = PolicyRunner.for_rig(rig, SwingPolicy(start, chunk, latency), make_strategy(strategy, chunk), "swing")
+    runner = PolicyRunner.for_robot(rig.robot, rig.cameras, rig.config.rate_hz, SwingPolicy(start, chunk, latency),
+                                    make_strategy(strategy, chunk), "swing")
     sub = loop.subscribe("bench", maxsize=int(rig.config.rate_hz * (seconds + 5)))
     loop.reset_stats()
     loop.start_policy(runner)

@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 
 from teleop_app.config import load_rig  # noqa: E402
 from teleop_app.rig import build_rig  # noqa: E402
-from teleop_app.session import Mode  # noqa: E402
+from teleop_app.modes import Mode  # noqa: E402
 
 
 def main() -> None:
@@ -34,7 +34,7 @@ def main() -> None:
     rig.start()
     times: list[float | None] = []
     try:
-        rig.session.set_mode(Mode.TELEOP)
+        rig.modes.set_mode(Mode.TELEOP)
         for i in range(args.episodes):
             rig.loop.reset_scene(seed=args.first_seed + i).result(timeout=5)
             t0 = time.monotonic()

@@ -29,6 +29,7 @@ from drivers.base import InputDevice
 from drivers.types import InputState
 from recordings.reader import Episode, EpisodeError
 from teleop_app.arbitration import DEFAULT_RAMP_SPEED
+from teleop_app.errors import OperatorError
 
 REPLAY_INPUT = "replay"
 """The name the replay input gets among the loop's inputs while it plays."""
@@ -37,7 +38,7 @@ SETTLE_TIMEOUT_S = 2.0
 """Longest a replay goes on holding its last target, past its end, for the robot to be commanded there."""
 
 
-class ReplayError(RuntimeError):
+class ReplayError(OperatorError):
     """A replay that cannot start now; the message says why and what to do."""
 
 

@@ -85,8 +85,30 @@ class Hand(InputDevice):
 
 
 def add_input(rig, device: InputDevice) -> None:
-    rig.inputs[device.name] = device
-    rig.loop.inputs[device.name] = device
+    rig.loop.attach_input(device).result(timeout=2)
+
+
+class ExpertPolicy(Policy):
+    """The sim's scripted expert answering as a policy: end-effector steps, the same step ``chunk`` times.
+
+    It reads the robot's state itself (privileged sim information), as the expert does as an input device.
+    """
+
+    def __init__(self, robot, rate_hz: float = 100.0, chunk: int = 5) -> None:
+        from drivers.sim.scripted import ScriptedExpert, ScriptedExpertConfig
+
+        self.info = PolicyInfo(ActionKind.EE_DELTA, 7, chunk, name="expert-policy")
+        self.expert = ScriptedExpert(ScriptedExpertConfig(name="expert-policy"), robot=robot)
+        self.period = 1.0 / rate_hz
+        self.chunk = chunk
+
+    def reset(self) -> None:
+        self.expert.reset()
+
+    def predict(self, observation):
+        state = self.expert.read()
+        step = np.append(state.ee_twist * self.period, state.gripper)
+        return np.repeat(step[None, :], self.chunk, axis=0), {}
 
 
 class StillCamera(Camera):

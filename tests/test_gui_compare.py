@@ -1,4 +1,4 @@
-"""The Compare tab with real episode files and a Console on the sim rig, driven as a user would (pytest-qt).
+"""The Compare tab with real episode files and an operator session on the sim rig, driven as a user would (pytest-qt).
 
 The rollouts are written with known causes (``speed_episodes``): demos that
 idle at both ends and a policy that idles longer and waits for inference, so
@@ -22,8 +22,8 @@ from recordings.analysis.compare import compare_sets, fmt_ratio
 from recordings.analysis.metrics import METRICS
 from recordings.analysis.report import phase_means
 from speed_episodes import pick_episode, pick_set
-from teleop_app.console import Console
-from ui.bridge import ConsoleBridge
+from teleop_app.operator_session import OperatorSession
+from ui.bridge import SessionBridge
 from ui.compare_tab import CompareTab
 
 MAX_PNG_BYTES = 300 * 1024
@@ -47,8 +47,8 @@ def sets(tmp_path_factory):
 
 @pytest.fixture
 def tab(qtbot, sim_rig, sets):
-    console = Console(sim_rig, sets[3])
-    widget = CompareTab(ConsoleBridge(console))
+    console = OperatorSession(sim_rig, sets[3])
+    widget = CompareTab(SessionBridge(console))
     qtbot.addWidget(widget)
     widget.resize(1440, 860)
     widget.show()

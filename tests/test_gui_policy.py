@@ -18,8 +18,8 @@ from policies import loading
 from policy_helpers import HoldPolicy  # tests/ is on sys.path
 from policy_servers import OpenPIServer
 from recordings.reader import Episode
-from teleop_app.policy_session import STOPPED_TEXT
-from teleop_app.session import Mode
+from teleop_app.policy_view import STOPPED_TEXT
+from teleop_app.modes import Mode
 from test_gui_live import SMALL_RIG, key
 from ui.app import open_console
 from ui.policy_tab import PolicyTab
@@ -277,7 +277,7 @@ def test_refusals_and_load_errors_are_one_red_line(qtbot, policy_window, hold_ch
     console.set_task("demo")
     console.start_episode()  # a human episode on the Live tab
     qtbot.mouseClick(tab.start_button, LMB)
-    assert "recorded on the Live tab" in tab.message.text() and rig_policy(console) is None
+    assert "being recorded" in tab.message.text() and rig_policy(console) is None
     console.discard()
 
     console.set_task("")

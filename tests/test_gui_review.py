@@ -1,4 +1,4 @@
-"""The Review tab with real episode files and a Console on the sim rig, driven as a user would (pytest-qt).
+"""The Review tab with real episode files and an operator session on the sim rig, driven as a user would (pytest-qt).
 
 Synthetic episodes (``synthetic_episodes.make_episode``) encode each frame's
 capture time in its grey level, so what the player shows can be checked
@@ -21,9 +21,10 @@ import ui.review_tab as review_tab_module
 from recordings.format import TRASH_DIR
 from recordings.reader import Episode
 from synthetic_episodes import make_episode
-from teleop_app.console import Console
-from teleop_app.session import Mode
-from ui.bridge import ConsoleBridge
+from teleop_app.events import Event
+from teleop_app.modes import Mode
+from teleop_app.operator_session import OperatorSession
+from ui.bridge import SessionBridge
 from ui.episode_table import COLUMNS, DAMAGED_COLOR, SORT_ROLE
 from ui.review_tab import ReviewTab
 from waiting import wait_for
@@ -50,12 +51,14 @@ def dataset(tmp_path):
 
 @pytest.fixture
 def console(sim_rig, dataset):
-    return Console(sim_rig, dataset)
+    session = OperatorSession(sim_rig, dataset)
+    yield session
+    session.close()
 
 
 @pytest.fixture
 def tab(qtbot, console):
-    widget = ReviewTab(ConsoleBridge(console))
+    widget = ReviewTab(SessionBridge(console))
     qtbot.addWidget(widget)
     widget.resize(1400, 860)
     widget.show()
@@ -69,7 +72,7 @@ def tab(qtbot, console):
 
 def cell(tab, name, column, role=QtCore.Qt.ItemDataRole.DisplayRole):
     model = tab.table.source_model
-    row = model.row_of(tab.console.dataset_dir / name)
+    row = model.row_of(tab.session.dataset_dir / name)
     assert row is not None, f"{name} is not listed"
     return model.data(model.index(row, COLUMNS.index(column)), role)
 
@@ -80,7 +83,7 @@ def column_in_view_order(tab, column, role=QtCore.Qt.ItemDataRole.DisplayRole):
 
 
 def select(qtbot, tab, name):
-    path = tab.console.dataset_dir / name
+    path = tab.session.dataset_dir / name
     assert tab.table.select_path(path)
     qtbot.waitUntil(lambda: tab.loaded is not None and tab.loaded.path == path)
     tab.table.setFocus()
@@ -169,7 +172,7 @@ def test_listing_runs_in_a_worker_and_follows_the_console(qtbot, tab, console, d
     assert threads and all(t is not threading.main_thread() for t in threads)
     make_episode(other / "episode_000002.h5", seconds=0.5, task="wave again")
     with qtbot.waitSignal(tab.listing_done):
-        tab.bridge.changed.emit("episode")  # what the console says after an episode was kept
+        tab.bridge.changed.emit(Event.DATASET)  # what the session says after an episode was kept
     assert column_in_view_order(tab, "Task") == ["wave", "wave again"]
     make_episode(other / "episode_000003.h5", seconds=0.5, task="third")
     with qtbot.waitSignal(tab.listing_done):
@@ -463,15 +466,20 @@ def test_export_errors_are_a_message(qtbot, tab, tmp_path):
 
 
 # -- replay --------------------------------------------------------------------------------------
-def test_replay_button_drives_the_robot_and_stop_holds_it(qtbot, tab, sim_rig, dataset):
-    sim_rig.start()
+def replaying(tab):
+    run = tab.session.running
+    return run.replay if run is not None and run.replay is not None else None
+
+
+def test_replay_button_drives_the_robot_and_stop_holds_it(qtbot, tab, console, sim_rig, dataset):
+    console.start()
     path = select(qtbot, tab, "episode_000001.h5")
     t_start = time.monotonic()
     qtbot.mouseClick(tab.replay_button, QtCore.Qt.MouseButton.LeftButton)
-    assert tab.replayer.active and tab.replayer.path == path, tab.last_message
+    assert replaying(tab) is not None and tab.session.run.driver == path.name, tab.last_message
     assert tab.replay_button.text() == "■ Stop replay" and "replaying episode_000001.h5" in tab.replay_label.text()
-    assert sim_rig.session.mode is Mode.REPLAY
-    assert wait_for(lambda: tab.replayer.input is not None and tab.replayer.input.elapsed_s > 0.2), \
+    assert sim_rig.modes.mode is Mode.REPLAY
+    assert wait_for(lambda: replaying(tab) is not None and replaying(tab).elapsed_s > 0.2), \
         "the control loop never read the replay input (it must read inputs in Mode.REPLAY)"
     sent = [(q, s) for t, q, s in sim_rig.robot.command_log if t > t_start]
     assert any(s == "replay" for _, s in sent)
@@ -479,13 +487,13 @@ def test_replay_button_drives_the_robot_and_stop_holds_it(qtbot, tab, sim_rig, d
     assert np.abs(moving[-1] - moving[0]).max() > 0  # the replay moves the robot (ramping to the episode)
 
     qtbot.mouseClick(tab.replay_button, QtCore.Qt.MouseButton.LeftButton)  # Stop replay
-    assert not tab.replayer.active and sim_rig.session.mode is Mode.IDLE
+    assert replaying(tab) is None and sim_rig.modes.mode is Mode.IDLE
     qtbot.waitUntil(lambda: tab.replay_button.text() == "▶ Replay on robot")
     assert "stopped" in tab.last_message
 
     qtbot.mouseClick(tab.replay_button, QtCore.Qt.MouseButton.LeftButton)
-    assert wait_for(lambda: tab.replayer.input is not None and tab.replayer.input.elapsed_s > 0.2)
-    tab.console.stop()  # the STOP button / Esc of the window
+    assert wait_for(lambda: replaying(tab) is not None and replaying(tab).elapsed_s > 0.2)
+    tab.session.stop()  # the STOP button / Esc of the window
     t_kill = sim_rig.kill.t_trigger
     assert wait_for(lambda: any(t > t_kill and s == "kill" for t, _, s in sim_rig.robot.command_log))
     log = [s for t, _, s in sim_rig.robot.command_log if t > t_kill]
@@ -494,7 +502,7 @@ def test_replay_button_drives_the_robot_and_stop_holds_it(qtbot, tab, sim_rig, d
     assert "kill switch" in tab.last_message
     assert "re-arm" in tab.replay_label.text()
     qtbot.mouseClick(tab.replay_button, QtCore.Qt.MouseButton.LeftButton)
-    assert "re-arm" in tab.last_message and not tab.replayer.active
+    assert "re-arm" in tab.last_message and replaying(tab) is None
 
 
 def test_replay_needs_a_running_robot(qtbot, tab, dataset):

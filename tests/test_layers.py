@@ -148,7 +148,7 @@ def test_no_import_cycles():
 @pytest.mark.parametrize("module, imported, expected", [
     ("drivers.types", "teleop_app.loop", True),
     ("recordings.writer", "drivers.types", False),
-    ("teleop_app.session", "teleop_app.cli.main", True),
+    ("teleop_app.operator_session", "teleop_app.cli.main", True),
     ("ui.app", "teleop_app.cli.errors", True),
     ("teleop_app.cli.main", "ui.app", False),
     ("recordings.library", "recordings.analysis.metrics", True),

@@ -28,7 +28,7 @@ from drivers.types import JointCommand
 from teleop_app.cli import calibrate as cli_calibrate
 from teleop_app.config import load_rig, parse_rig
 from teleop_app.rig import build_rig
-from teleop_app.session import Mode
+from teleop_app.modes import Mode
 from waiting import wait_for  # tests/ is on sys.path
 
 IDS = [1, 2, 3, 4, 5, 6]
@@ -423,7 +423,7 @@ def test_leader_arm_drives_the_simulated_arm_and_unplugging_holds_it(tmp_path):
         try:
             rig.start()
             robot, leader = rig.robot, rig.inputs["leader"]
-            rig.session.set_mode(Mode.TELEOP)
+            rig.modes.set_mode(Mode.TELEOP)
 
             def commanded():
                 log = robot.command_log
@@ -467,7 +467,7 @@ def test_leader_drives_a_follower_and_an_unplugged_follower_stops_the_loop(tmp_p
             rig.start()
             follower, leader = rig.robot, rig.inputs["leader"]
             follower.check_leader(leader.read().joint_targets)
-            rig.session.set_mode(Mode.TELEOP)
+            rig.modes.set_mode(Mode.TELEOP)
             # calibrated alike, the follower's servos are sent to where the leader's servos are
             assert wait_for(lambda: goals(follow_emu) == {i: lead_emu.position(i) for i in IDS}, timeout=10), \
                 (goals(follow_emu), {i: lead_emu.position(i) for i in IDS})
@@ -483,8 +483,9 @@ def test_leader_drives_a_follower_and_an_unplugged_follower_stops_the_loop(tmp_p
             rig.close()  # a follower that is gone does not make closing fail
 
 
-def test_console_refuses_teleop_while_the_leader_is_far_from_the_follower(tmp_path):
-    from teleop_app.console import Console, ConsoleError
+def test_session_refuses_teleop_while_the_leader_is_far_from_the_follower(tmp_path):
+    from teleop_app.errors import OperatorError
+    from teleop_app.operator_session import OperatorSession
 
     with ServoEmulator("feetech", IDS) as lead_emu, ServoEmulator("feetech", IDS) as follow_emu:
         lead_cal = calibrate_from_current(lead_emu, tmp_path / "leader.json")
@@ -499,17 +500,17 @@ def test_console_refuses_teleop_while_the_leader_is_far_from_the_follower(tmp_pa
             inputs={"leader": {"port": lead_emu.path, "calibration": str(lead_cal), "timeout_ms": 100, "rate_hz": 100}},
         )
         rig = build_rig(config.without_cameras(), active_input="leader")
+        console = OperatorSession(rig, tmp_path / "data")
         try:
-            rig.start()
-            console = Console(rig, tmp_path / "data")
+            console.start()
             goals_before = {i: follow_emu.goal(i) for i in IDS}
-            with pytest.raises(ConsoleError, match="shoulder_lift.*move the leader arm to match the robot"):
+            with pytest.raises(OperatorError, match="shoulder_lift.*move the leader arm to match the robot"):
                 console.set_teleop(True)
-            assert rig.session.mode is Mode.IDLE
+            assert rig.modes.mode is Mode.IDLE
             assert {i: follow_emu.goal(i) for i in IDS} == goals_before  # nothing moved
             lead_emu.set_positions(ticks(START_POSE, 0.5))  # the operator matches the pose
             assert wait_for(lambda: abs(rig.inputs["leader"].read().joint_targets[1] - START_POSE[1]) < 1e-2)
             console.set_teleop(True)
-            assert rig.session.mode is Mode.TELEOP
+            assert rig.modes.mode is Mode.TELEOP
         finally:
-            rig.close()
+            console.close()

@@ -9,7 +9,7 @@ import pytest
 from drivers.base import InputDevice
 from drivers.types import InputState
 from drivers.types import SafetyFlag
-from teleop_app.session import Mode
+from teleop_app.modes import Mode
 from waiting import wait_for  # tests/ is on sys.path
 
 
@@ -31,15 +31,14 @@ class ScriptedValues(InputDevice):
 
 
 def use_input(rig, device):
-    rig.inputs[device.name] = device
-    rig.loop.inputs[device.name] = device
-    rig.loop.active_input = device.name
+    rig.loop.attach_input(device).result(timeout=2)
+    rig.loop.set_active_input(device.name).result(timeout=2)
 
 
 def test_ticks_at_rate_with_monotonic_records(sim_rig):
     sub = sim_rig.loop.subscribe("test")
     sim_rig.start()
-    sim_rig.session.set_mode(Mode.TELEOP)
+    sim_rig.modes.set_mode(Mode.TELEOP)
     time.sleep(1.0)
     sim_rig.loop.stop()
     records = sub.drain()
@@ -48,7 +47,7 @@ def test_ticks_at_rate_with_monotonic_records(sim_rig):
     assert np.all(np.diff(t) > 0)
     assert [r.tick for r in records] == list(range(records[0].tick, records[0].tick + len(records)))
     assert all(r.t <= r.t_sent <= r.state.t_host for r in records)
-    assert {r.source for r in records} <= {"idle", "human"}
+    assert {r.source for r in records} <= {"idle", "scripted"}  # the sim rig drives with its scripted expert
     stats = sim_rig.loop.stats()
     assert 50 < stats["achieved_hz"] < 105
     assert set(stats["sections_ms"]) == {"input", "command", "safety", "send", "read", "publish"}
@@ -57,10 +56,10 @@ def test_ticks_at_rate_with_monotonic_records(sim_rig):
 def test_scripted_input_moves_the_arm(sim_rig):
     sim_rig.start()
     start = sim_rig.robot.read().ee_pos.copy()
-    sim_rig.session.set_mode(Mode.TELEOP)
+    sim_rig.modes.set_mode(Mode.TELEOP)
     assert wait_for(lambda: np.linalg.norm(sim_rig.robot.read().ee_pos - start) > 0.03, timeout=5)
     rec = sim_rig.loop.latest()
-    assert rec.source == "human" and rec.input_kind == "ee_delta" and rec.raw_input.shape == (7,)
+    assert rec.source == "scripted" and rec.input_kind == "ee_delta" and rec.raw_input.shape == (7,)
 
 
 def test_invalid_input_never_reaches_the_robot(sim_rig):
@@ -68,7 +67,7 @@ def test_invalid_input_never_reaches_the_robot(sim_rig):
     device = ScriptedValues(bad)
     use_input(sim_rig, device)
     sim_rig.start()
-    sim_rig.session.set_mode(Mode.TELEOP)
+    sim_rig.modes.set_mode(Mode.TELEOP)
     assert wait_for(lambda: device.reads > 60)
     sim_rig.loop.stop()
     sent = [(q, src) for _, q, src in sim_rig.robot.command_log]
@@ -81,7 +80,7 @@ def test_invalid_input_never_reaches_the_robot(sim_rig):
 
 def test_kill_switch_holds_on_the_next_tick_and_latches(sim_rig):
     sim_rig.start()
-    sim_rig.session.set_mode(Mode.TELEOP)
+    sim_rig.modes.set_mode(Mode.TELEOP)
     time.sleep(1.0)  # the expert is moving the arm
     killer = threading.Thread(target=sim_rig.kill.trigger, args=("test stop",))
     killer.start()
@@ -104,9 +103,10 @@ def test_kill_switch_holds_on_the_next_tick_and_latches(sim_rig):
 
     t_rearm = time.monotonic()
     sim_rig.kill.rearm()
-    assert wait_for(lambda: any(t > t_rearm and s == "human" for t, _, s in sim_rig.robot.command_log))
-    resumed = next(q for t, q, s in sim_rig.robot.command_log if t > t_rearm and s == "human")
-    assert np.abs(resumed - first[1]).max() <= sim_rig.loop.safety.limits.max_joint_step + 1e-9
+    assert wait_for(lambda: any(t > t_rearm and s == "scripted" for t, _, s in sim_rig.robot.command_log))
+    resumed = next(q for t, q, s in sim_rig.robot.command_log if t > t_rearm and s == "scripted")
+    # the input joins from the held pose at the rig's ramp speed
+    assert np.abs(resumed - first[1]).max() <= sim_rig.loop.ramp.step + 1e-9
 
 
 @pytest.mark.shipped_watchdog
@@ -114,7 +114,7 @@ def test_watchdog_holds_a_stalled_loop(sim_rig):
     device = ScriptedValues([np.array([0.05, 0, 0, 0, 0, 0])] * 1000, stall_at=50, stall_s=0.4)
     use_input(sim_rig, device)
     sim_rig.start()
-    sim_rig.session.set_mode(Mode.TELEOP)
+    sim_rig.modes.set_mode(Mode.TELEOP)
     assert wait_for(lambda: sim_rig.kill.latched, timeout=5)
     assert sim_rig.kill.reason.startswith("watchdog: control loop stalled")
     assert sim_rig.kill.reason.endswith(", in ScriptedValues.read (tests/test_loop.py:28)")  # where it hung
@@ -173,7 +173,11 @@ def test_a_stopped_loop_is_named_as_such(sim_rig):
 
 
 def test_a_stall_report_tells_a_busy_driver_from_a_thread_left_waiting(sim_rig):
-    from teleop_app.loop import what_thread_is_doing
+    from teleop_app.loop import ControlLoop
+    from teleop_app.loop_stats import where_thread_is
+
+    def what_thread_is_doing(thread):
+        return where_thread_is(thread, ControlLoop._sleep_until.__code__)
 
     sim_rig.start()
     [loop_thread] = [t for t in threading.enumerate() if t.name == "control-loop"]

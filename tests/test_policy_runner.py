@@ -13,14 +13,14 @@ from policy_helpers import Hand, HoldPolicy, add_input  # tests/ is on sys.path
 from recordings.reader import Episode
 from recordings.recorder import Recorder
 from drivers.types import SafetyFlag
-from teleop_app.session import Mode
+from teleop_app.modes import Mode
 from teleop_app.takeover import TakeoverConfig, TakeoverDetector
 from waiting import wait_for
 
 
 def runner_for(rig, policy, strategy="async", timeout_s=2.0, **kwargs):
-    return PolicyRunner.for_rig(rig, policy, make_strategy(strategy, policy.chunk, **kwargs), "hold still",
-                                timeout_s=timeout_s)
+    return PolicyRunner.for_robot(rig.robot, rig.cameras, rig.config.rate_hz, policy,
+                                  make_strategy(strategy, policy.chunk, **kwargs), "hold still", timeout_s=timeout_s)
 
 
 def commands_since(rig, t0):
@@ -167,7 +167,7 @@ def test_view_shows_plan_history_and_what_was_sent(sim_rig):
     assert view.latency_ms["p50"] >= 20 and view.starved_ticks >= 1
     sent = {r.tick: r.command for r in sub.drain()}
     np.testing.assert_array_equal(sent[view.last_sent_tick], view.last_sent)
-    assert runner.state == "stopped" and sim_rig.session.mode is Mode.IDLE and sim_rig.loop.policy is None
+    assert runner.state == "stopped" and sim_rig.modes.mode is Mode.IDLE and sim_rig.loop.policy is None
 
 
 def test_policy_sees_the_rig_state_and_resized_camera_frames():
@@ -206,22 +206,22 @@ def test_takeover_is_recorded_as_intervention_and_control_returns(sim_rig, tmp_p
     runner = runner_for(sim_rig, policy, threshold=10)
     sim_rig.loop.start_policy(runner, TakeoverConfig(input="hand", release_s=0.4))
     recorder = Recorder.for_rig(sim_rig, tmp_path)
-    sim_rig.session.start_recording()
+    sim_rig.modes.start_recording()
     path = recorder.start_episode("hold still")
     time.sleep(0.5)
     x0 = sim_rig.robot.read().ee_pos[0]
     hand.twist = np.array([0.05, 0, 0, 0, 0, 0])  # the human pushes the arm forward
-    assert wait_for(lambda: sim_rig.session.mode is Mode.INTERVENTION, timeout=2)
+    assert wait_for(lambda: sim_rig.modes.mode is Mode.INTERVENTION, timeout=2)
     assert runner.state == "paused"
     time.sleep(0.6)
     hand.twist = np.zeros(6)  # lets go
-    assert wait_for(lambda: sim_rig.session.mode is Mode.POLICY, timeout=3)
+    assert wait_for(lambda: sim_rig.modes.mode is Mode.POLICY, timeout=3)
     time.sleep(0.3)
     recorder.stop_episode(success=False)
-    sim_rig.session.stop_recording()
+    sim_rig.modes.stop_recording()
     sim_rig.loop.stop_policy()
     assert sim_rig.robot.read().ee_pos[0] - x0 > 0.015  # the push moved it, the policy held it there
-    reasons = [c.reason for c in sim_rig.session.history]
+    reasons = [c.reason for c in sim_rig.modes.history]
     assert "takeover: hand twist 0.050 > 0.02" in reasons and "human let go for 0.4 s" in reasons
     stats = sim_rig.loop.stats()["policy"]
     assert stats["takeovers"] == 1 and stats["hand_backs"] == 1
@@ -245,14 +245,14 @@ def test_manual_takeover_stays_human_until_handed_back(sim_rig):
     runner = runner_for(sim_rig, HoldPolicy(chunk=20, latency=0.01), threshold=10)
     sim_rig.loop.start_policy(runner, TakeoverConfig(input="hand", release_s=0.1))
     assert sim_rig.loop.take_over("GUI button").result(timeout=1) is True
-    assert sim_rig.session.mode is Mode.INTERVENTION
+    assert sim_rig.modes.mode is Mode.INTERVENTION
     time.sleep(0.4)  # no motion for longer than release_s: still human, the takeover was explicit
-    assert sim_rig.session.mode is Mode.INTERVENTION and sim_rig.loop.latest().source == "intervention"
+    assert sim_rig.modes.mode is Mode.INTERVENTION and sim_rig.loop.latest().source == "intervention"
     assert sim_rig.loop.hand_back().result(timeout=1) is True
-    assert sim_rig.session.mode is Mode.POLICY and runner.state == "running"
+    assert sim_rig.modes.mode is Mode.POLICY and runner.state == "running"
     assert sim_rig.loop.hand_back().result(timeout=1) is False  # nothing to hand back now
     sim_rig.loop.stop_policy(Mode.TELEOP)
-    assert sim_rig.session.mode is Mode.TELEOP and runner.state == "stopped"
+    assert sim_rig.modes.mode is Mode.TELEOP and runner.state == "stopped"
 
 
 def test_takeover_without_auto_hand_back_stays_human(sim_rig):
@@ -263,12 +263,12 @@ def test_takeover_without_auto_hand_back_stays_human(sim_rig):
     sim_rig.loop.start_policy(runner, TakeoverConfig(input="hand", release_s=0.1, auto_hand_back=False))
     hand.buttons = frozenset({"t"})
     time.sleep(0.2)
-    assert sim_rig.session.mode is Mode.POLICY  # "t" is not a takeover button here
+    assert sim_rig.modes.mode is Mode.POLICY  # "t" is not a takeover button here
     hand.twist = np.array([0, 0, 0.03, 0, 0, 0])
-    assert wait_for(lambda: sim_rig.session.mode is Mode.INTERVENTION, timeout=2)
+    assert wait_for(lambda: sim_rig.modes.mode is Mode.INTERVENTION, timeout=2)
     hand.twist = np.zeros(6)
     time.sleep(0.4)
-    assert sim_rig.session.mode is Mode.INTERVENTION
+    assert sim_rig.modes.mode is Mode.INTERVENTION
     with pytest.raises(RuntimeError, match="already running"):
         sim_rig.loop.start_policy(runner)
     sim_rig.loop.stop_policy(Mode.TELEOP)

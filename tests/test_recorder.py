@@ -16,7 +16,7 @@ from recordings.reader import Episode
 from recordings.recorder import Recorder, RecordingError, next_episode_path
 from teleop_app.config import DeviceSpec, load_rig
 from teleop_app.rig import build_rig
-from teleop_app.session import Mode
+from teleop_app.modes import Mode
 
 W, H = 160, 120
 SECONDS = 3.0
@@ -28,7 +28,7 @@ def rig():
     cameras = tuple(DeviceSpec(c.kind, c.type, c.name, {**c.options, "width": W, "height": H}) for c in config.cameras)
     rig = build_rig(dataclasses.replace(config, cameras=cameras), active_input="scripted")
     rig.start()
-    rig.session.set_mode(Mode.TELEOP)
+    rig.modes.set_mode(Mode.TELEOP)
     deadline = time.monotonic() + 30
     while not all(cam.latest() is not None for cam in rig.cameras.values()) and time.monotonic() < deadline:
         time.sleep(0.05)

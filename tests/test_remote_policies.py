@@ -93,8 +93,8 @@ def openpi():
 
 
 def start(rig, policy, strategy="async", chunk=10, timeout_s=2.0):
-    runner = PolicyRunner.for_rig(rig, policy, make_strategy(strategy, chunk), "pick up the cube",
-                                  timeout_s=timeout_s)
+    runner = PolicyRunner.for_robot(rig.robot, rig.cameras, rig.config.rate_hz, policy, make_strategy(strategy, chunk),
+                                    "pick up the cube", timeout_s=timeout_s)
     rig.loop.start_policy(runner)
     return runner
 

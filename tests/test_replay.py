@@ -18,9 +18,12 @@ from recordings.reader import Episode
 from recordings.recorder import Recorder
 from synthetic_episodes import make_episode
 from teleop_app.config import load_rig
-from teleop_app.replay import REPLAY_INPUT, SETTLE_TIMEOUT_S, ReplayError, ReplayInput, Replayer, Trajectory
+from teleop_app.errors import OperatorError
+from teleop_app.operator_session import OperatorSession
+from teleop_app.replay import REPLAY_INPUT, SETTLE_TIMEOUT_S, ReplayError, ReplayInput, Trajectory
+from teleop_app.runs import EndReason
 from teleop_app.rig import build_rig
-from teleop_app.session import Mode
+from teleop_app.modes import Mode
 from waiting import wait_for
 
 LOOP_MUST_READ_REPLAY = ("the control loop never read the replay input: ControlLoop._tick_once must read the "
@@ -125,7 +128,7 @@ def recorded(tmp_path_factory):
     rig.start()
     try:
         recorder = Recorder.for_rig(rig, tmp_path_factory.mktemp("replay"))
-        rig.session.set_mode(Mode.TELEOP)
+        rig.modes.set_mode(Mode.TELEOP)
         path = recorder.start_episode("pick up the cube")
         time.sleep(2.5)
         recorder.stop_episode(success=True)
@@ -139,25 +142,30 @@ def replay_commands(rig, since: float) -> list[tuple[float, np.ndarray, str]]:
     return [(t, q, s) for t, q, s in rig.robot.command_log if t > since]
 
 
-def test_replay_drives_the_robot_through_the_safety_filter_and_gives_it_back(sim_rig, recorded):
+@pytest.fixture
+def session(sim_rig, tmp_path):
+    s = OperatorSession(sim_rig, tmp_path)
+    yield s
+    s.close()
+
+
+def test_replay_drives_the_robot_through_the_safety_filter_and_gives_it_back(session, sim_rig, recorded):
     with Episode.open(recorded) as ep:
         actions = ep.ticks(trimmed=True)["action"].astype(np.float64)
-    sim_rig.start()
+    session.start()
     assert wait_for(lambda: sim_rig.loop.latest() is not None)
     pose_before = sim_rig.loop.latest().command.copy()
-    replayer = Replayer(sim_rig)
-    events = []
-    replayer.add_listener(events.append)
     t_start = time.monotonic()
-    inp = replayer.start(recorded)
-    assert events == ["started"] and replayer.active and replayer.path == recorded
-    assert sim_rig.session.mode is Mode.REPLAY and sim_rig.loop.active_input == REPLAY_INPUT
+    run = session.start_replay(recorded)
+    inp = run.replay
+    assert session.running is run and run.driver == recorded.name
+    assert sim_rig.modes.mode is Mode.REPLAY and sim_rig.loop.active_input == REPLAY_INPUT
     assert np.abs(actions[0] - pose_before).max() > 0.05  # the trim start is away from the start pose: a ramp
     assert inp.ramp_s > 0
     assert wait_for(lambda: inp.started, timeout=2), LOOP_MUST_READ_REPLAY
-    assert wait_for(lambda: not replayer.active, timeout=inp.total_s + 10)
-    assert events == ["started", "finished"] and replayer.last_reason == "finished"
-    assert wait_for(lambda: sim_rig.session.mode is Mode.IDLE)
+    result = session.wait_for_end(run, timeout=inp.total_s + 10)
+    assert result is not None and result.reason is EndReason.FINISHED and result.outcome == "played"
+    assert wait_for(lambda: sim_rig.modes.mode is Mode.IDLE)
     assert sim_rig.loop.active_input == "scripted" and REPLAY_INPUT not in sim_rig.loop.inputs
 
     sent = replay_commands(sim_rig, t_start)
@@ -186,28 +194,25 @@ def test_replay_drives_the_robot_through_the_safety_filter_and_gives_it_back(sim
     assert sim_rig.loop.safety.counts["INVALID"] == 0
 
 
-def test_stop_gives_teleop_back_to_its_input(sim_rig, recorded):
-    sim_rig.start()
-    sim_rig.session.set_mode(Mode.TELEOP)
-    replayer = Replayer(sim_rig)
-    inp = replayer.start(recorded)
-    assert sim_rig.session.mode is Mode.REPLAY
-    assert wait_for(lambda: inp.started, timeout=2), LOOP_MUST_READ_REPLAY
-    assert replayer.stop() is True
-    assert not replayer.active and replayer.last_reason == "stopped"
-    assert sim_rig.session.mode is Mode.TELEOP and sim_rig.loop.active_input == "scripted"
+def test_stop_gives_teleop_back_to_its_input(session, sim_rig, recorded):
+    session.start()
+    session.set_teleop(True)
+    run = session.start_replay(recorded)
+    assert sim_rig.modes.mode is Mode.REPLAY
+    assert wait_for(lambda: run.replay.started, timeout=2), LOOP_MUST_READ_REPLAY
+    result = session.stop_replay()
+    assert result.reason is EndReason.OPERATOR and session.running is None
+    assert sim_rig.modes.mode is Mode.TELEOP and sim_rig.loop.active_input == "scripted"
     assert REPLAY_INPUT not in sim_rig.loop.inputs
     t = time.monotonic()
-    assert wait_for(lambda: any(s == "human" for _, _, s in replay_commands(sim_rig, t)))
-    assert replayer.stop() is False
+    assert wait_for(lambda: any(s == "scripted" for _, _, s in replay_commands(sim_rig, t)))
+    assert session.stop_replay() is None
 
 
-def test_stop_switch_during_replay_holds_on_the_next_tick_and_ends_the_replay(sim_rig, recorded):
-    sim_rig.start()
-    replayer = Replayer(sim_rig)
-    events = []
-    replayer.add_listener(events.append)
-    inp = replayer.start(recorded)
+def test_stop_switch_during_replay_holds_on_the_next_tick_and_ends_the_replay(session, sim_rig, recorded):
+    session.start()
+    run = session.start_replay(recorded)
+    inp = run.replay
     assert wait_for(lambda: inp.started, timeout=2), LOOP_MUST_READ_REPLAY
     assert wait_for(lambda: inp.elapsed_s > 0.3)
     killer = threading.Thread(target=sim_rig.kill.trigger, args=("STOP pressed",))
@@ -215,49 +220,47 @@ def test_stop_switch_during_replay_holds_on_the_next_tick_and_ends_the_replay(si
     killer.join()
     t_kill = sim_rig.kill.t_trigger
     assert wait_for(lambda: any(s == "kill" for _, _, s in replay_commands(sim_rig, t_kill)))
-    assert wait_for(lambda: sim_rig.session.mode is Mode.IDLE)
+    assert wait_for(lambda: sim_rig.modes.mode is Mode.IDLE)
     time.sleep(0.3)
     log = replay_commands(sim_rig, t_kill)
     first_hold = next(i for i, (_, _, s) in enumerate(log) if s == "kill")
     assert first_hold <= 1  # at most the tick already past its kill check sends its replay target
     assert all(s == "kill" for _, _, s in log[first_hold:])
     assert all(np.array_equal(q, log[first_hold][1]) for _, q, _ in log[first_hold:])
-    assert not replayer.active and events == ["started", "stopped"]
-    assert replayer.last_reason == "kill switch: STOP pressed"
+    assert not run.active and run.result.reason is EndReason.KILL and run.result.detail == "STOP pressed"
     assert REPLAY_INPUT not in sim_rig.loop.inputs and sim_rig.loop.active_input == "scripted"
     t_rearm = time.monotonic()
-    sim_rig.kill.rearm()  # the replay is over: re-arming holds (idle), it does not resume
+    session.rearm()  # the replay is over: re-arming holds (idle), it does not resume
     assert wait_for(lambda: len(replay_commands(sim_rig, t_rearm)) > 20)
     sources = [s for _, _, s in replay_commands(sim_rig, t_rearm)]
     # the tick in flight when re-arming may still send its hold; every one after it holds as idle
     assert sources[0] in ("kill", "idle") and set(sources[1:]) == {"idle"}, sources
 
 
-def test_refuses_when_it_cannot_replay(sim_rig, recorded, tmp_path):
-    replayer = Replayer(sim_rig)
-    with pytest.raises(ReplayError, match="not running"):
-        replayer.start(recorded)
-    sim_rig.start()
+def test_refuses_when_it_cannot_replay(session, sim_rig, recorded, tmp_path):
+    with pytest.raises(OperatorError, match="not running"):
+        session.start_replay(recorded)
+    session.start()
     sim_rig.kill.trigger("test")
-    with pytest.raises(ReplayError, match="re-arm"):
-        replayer.start(recorded)
-    sim_rig.kill.rearm()
+    with pytest.raises(OperatorError, match="re-arm"):
+        session.start_replay(recorded)
+    session.rearm()
     other = tmp_path / "episode_000001.h5"
     make_episode(other, seconds=0.5)
     with h5py.File(other, "r+") as f:
         f.attrs["joint_names"] = '["a", "b", "c", "d", "e", "f"]'
     with pytest.raises(ReplayError, match="recorded with joints a, b, c"):
-        replayer.start(other)
+        session.start_replay(other)
     (tmp_path / "junk.h5").write_bytes(b"not an episode")
     with pytest.raises(ReplayError, match="not an HDF5 file"):
-        replayer.start(tmp_path / "junk.h5")
-    sim_rig.session.set_mode(Mode.TELEOP)
-    sim_rig.session.start_recording()
-    with pytest.raises(ReplayError, match="being recorded"):
-        replayer.start(recorded)
-    sim_rig.session.stop_recording()
-    sim_rig.session.set_mode(Mode.POLICY)
-    with pytest.raises(ReplayError, match="policy mode"):
-        replayer.start(recorded)
-    assert not replayer.active and sim_rig.session.mode is Mode.POLICY
+        session.start_replay(tmp_path / "junk.h5")
+    session.set_task("lift")
+    session.start_episode()
+    with pytest.raises(OperatorError, match="being recorded"):
+        session.start_replay(recorded)
+    session.discard()
+    sim_rig.modes.set_mode(Mode.POLICY)  # something drives that the session did not start
+    with pytest.raises(ReplayError, match="from policy to replay"):
+        session.start_replay(recorded)
+    assert session.running is None and sim_rig.modes.mode is Mode.POLICY
     assert REPLAY_INPUT not in sim_rig.loop.inputs

@@ -23,7 +23,7 @@ from drivers.base import DeviceError
 from drivers.spacemouse import DEVICE_AXES, SpaceMouse, SpaceMouseConfig
 from teleop_app.config import load_rig
 from teleop_app.rig import build_rig
-from teleop_app.session import Mode
+from teleop_app.modes import Mode
 from waiting import wait_for
 
 WIRELESS = (0x256F, 0xC62E)  # SpaceMouse Wireless: all six axes in report 1
@@ -389,7 +389,7 @@ def test_rig_file_drives_the_sim_arm_forward(monkeypatch, hid):
     assert [c.type for c in load_rig(RIG).cameras] == ["sim", "sim"]
     with rig:
         start = rig.robot.read().ee_pos.copy()
-        rig.session.set_mode(Mode.TELEOP)
+        rig.modes.set_mode(Mode.TELEOP)
         producer = Producer(hid, lambda n: motion_report(y=-350), rate_hz=100.0)  # push away: +x
         try:
             assert wait_for(lambda: rig.robot.read().ee_pos[0] - start[0] > 0.02, timeout=10.0)

@@ -1,11 +1,11 @@
-"""The console on the sim rig, recording when the kernel starts refusing to let the episode grow.
+"""The operator session on the sim rig, recording when the kernel starts refusing to let the episode grow.
 
     python tests/write_failure_child.py DATASET_DIR
 
 A file-size limit (``RLIMIT_FSIZE``, set once the episode has its first second)
 makes every write past the file's current end fail with EFBIG, as a full disk
 fails them with ENOSPC: a real error from the kernel through HDF5, not a fake.
-The process polls the console as the window's timer does, then prints one JSON
+Nothing polls: the session's supervisor notices by itself. The process prints one JSON
 line saying what the operator was told and whether the rig kept running, records
 one more episode with the limit lifted, and exits normally (it used to crash
 when the failed file was closed).
@@ -23,21 +23,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from teleop_app.config import load_rig  # noqa: E402
-from teleop_app.console import Console  # noqa: E402
+from teleop_app.operator_session import OperatorSession  # noqa: E402
 from teleop_app.rig import build_rig  # noqa: E402
 
 
 def main() -> None:
     rig = build_rig(load_rig(None).without_cameras())
-    rig.start()
-    console = Console(rig, sys.argv[1], task="pick up the cube")
+    console = OperatorSession(rig, sys.argv[1], task="pick up the cube")
+    console.start()
     path = console.start_episode()
     time.sleep(1.2)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the failed write returns EFBIG instead of killing us
     resource.setrlimit(resource.RLIMIT_FSIZE, (path.stat().st_size + 1024, resource.RLIM_INFINITY))
     t = time.monotonic()
     while console.recording and time.monotonic() - t < 30:
-        console.poll()  # what the window's 30 Hz timer does
         time.sleep(1 / 30)
     stopped_after = time.monotonic() - t
     ticks = rig.loop.stats()["ticks"]
@@ -49,7 +48,7 @@ def main() -> None:
     time.sleep(0.5)
     console.keep(True)
     print(json.dumps({"recording": console.recording, "stopped_after_s": stopped_after, "message": message,
-                      "outcome": result.outcome, "error": result.error, "path": str(result.path),
+                      "outcome": result.outcome, "error": result.detail, "path": str(result.path),
                       "ticks_after_failure": ticked, "mode": console.mode.value, "killed": console.stopped,
                       "second": str(second)}), flush=True)
     console.close()
