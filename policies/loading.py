@@ -104,6 +104,22 @@ def register_file_loader(suffix: str, loader: str | Callable[..., Policy]) -> No
     FILE_LOADERS[suffix.lower()] = loader
 
 
+def preload_file_loaders() -> list[str]:
+    """Import every registered checkpoint loader's module (and so its libraries: torch); returns their names.
+
+    Importing torch initialises C code that holds the GIL for a few hundred ms: a
+    program whose control loop is already running must do this before the loop
+    starts, so that loading a checkpoint later does not stall the loop.
+    """
+    done = []
+    for loader in FILE_LOADERS.values():
+        if isinstance(loader, str):
+            module = loader.partition(":")[0]
+            importlib.import_module(module)
+            done.append(module)
+    return done
+
+
 def load_policy(spec: str, **options: Any) -> Policy:
     """The policy ``spec`` names; ``options`` go to the client or loader (e.g. ``action_kind``,
     ``mapping`` and ``timeout_s`` for an openpi server). A server is connected to before returning."""

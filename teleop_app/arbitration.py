@@ -103,9 +103,7 @@ class PolicyArbiter:
         """``(policy command, starved, human)`` for this tick; switches between policy and human first.
 
         ``human`` says the human drives this tick: the loop then takes the
-        command from the takeover input (the command returned is None). On the
-        tick a takeover starts the robot holds, so the device can first be told
-        where the gripper is.
+        command from the takeover input (the command returned is None).
         """
         mode = self.modes.mode
         detector = self.detector
@@ -113,7 +111,8 @@ class PolicyArbiter:
             why = detector.moving(inp, t0)
             if mode is Mode.POLICY and why is not None:
                 self.take_over(f"takeover: {why}")
-                return None, False, False
+                self.stats.intervention_ticks += 1
+                return None, False, True
             if (mode is Mode.INTERVENTION and self.config.auto_hand_back and not self.manual
                     and detector.released(t0)):
                 self.hand_back(f"human let go for {self.config.release_s:g} s", inp)

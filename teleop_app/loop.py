@@ -428,6 +428,7 @@ class ControlLoop:
         raw, kind, flags, source, driver = None, "none", SafetyFlag.NONE, "idle", ""
         if kill.latched:
             self._act_on_kill()
+            source, driver = self._in_charge()  # the hold is recorded against whoever was driving
             t1 = t2 = t3 = time.monotonic()
         else:
             if self._q_hold is not None:  # re-armed: continue from where the robot was held
@@ -478,10 +479,15 @@ class ControlLoop:
             command, starved, human = arbiter.decide(inp, self._tick, time.monotonic(), self._state)
             mode = self.modes.mode
             if human:
-                self._join(mode, arbiter.input)
+                if self._driver != (mode, arbiter.input):  # taken over this tick: the device follows first
+                    self._join(mode, arbiter.input)
+                    inp = self.last_input = self._inputs[arbiter.input].read()
                 return self._command_from_input(inp), False, "intervention", arbiter.input
             self._join(mode, arbiter.label)
             return command, starved, ("policy" if mode is Mode.POLICY else "intervention"), arbiter.label
+        if mode in (Mode.POLICY, Mode.INTERVENTION):  # the policy was just detached: hold until the mode changes
+            self._join(mode, None)
+            return None, False, mode.value, ""
         name = self._active
         if mode in (Mode.TELEOP, Mode.REPLAY) and name is not None:
             device = self._inputs[name]
@@ -491,6 +497,18 @@ class ControlLoop:
             return self._command_from_input(inp), False, source, getattr(device, "label", name)
         self._join(Mode.IDLE, None)
         return None, False, "idle", ""
+
+    def _in_charge(self) -> tuple[str, str]:
+        """The source and driver of the mode in force, without reading any device (for held ticks)."""
+        mode, arbiter, name = self.modes.mode, self._arbiter, self._active
+        if arbiter is not None and mode is Mode.POLICY:
+            return "policy", arbiter.label
+        if arbiter is not None and mode is Mode.INTERVENTION:
+            return "intervention", arbiter.input or ""
+        if mode in (Mode.TELEOP, Mode.REPLAY) and name in self._inputs:
+            device = self._inputs[name]
+            return ("replay" if mode is Mode.REPLAY else device.source), getattr(device, "label", name)
+        return "idle", ""
 
     def _join(self, mode: Mode, who: str | None) -> None:
         """A new driver: it starts from the commanded gripper, and the ramp joins it to the arm's pose."""

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from drivers.base import DeviceError
 from policies.base import ActionKind, Policy, PolicyInfo
-from policies.loading import LoadOptions
+from policies.loading import LoadOptions, preload_file_loaders
 from recordings.library import episode_files
 from recordings.recorder import Recorder, RecordingError
 from teleop_app.errors import OperatorError, one_line
@@ -61,6 +61,7 @@ from teleop_app.runs import (
 STOP_REASON = "STOP pressed"
 SUPERVISE_S = 0.02
 FRESH_FRAME_TIMEOUT_S = 5.0
+FIRST_TICK_TIMEOUT_S = 2.0
 LOOP_CALL_TIMEOUT_S = 2.0
 
 
@@ -139,8 +140,16 @@ class OperatorSession:
         rig.modes.add_listener(lambda change: self._emit(Event.MODE))
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> None:
-        """Start the rig (robot, cameras, inputs, the loop) and the supervisor."""
+    def start(self, preload_policy_loaders: bool = False) -> None:
+        """Start the rig (robot, cameras, inputs, the loop) and the supervisor.
+
+        ``preload_policy_loaders``: import the checkpoint loaders' libraries (torch)
+        first, where a policy may be loaded while the loop runs (the window):
+        importing them later would stall the loop (benchmarks/policy_load.py).
+        """
+        if preload_policy_loaders:
+            preload_file_loaders()
+            freeze_long_lived()
         self.rig.start()
         self._episode_presses = self.rig.loop.episode_presses
         self._closing.clear()
@@ -426,13 +435,14 @@ class OperatorSession:
             runner.reset()  # a new episode: the policy's own reset runs before its first inference
             if self.mode is Mode.TELEOP:
                 self.rig.modes.set_mode(Mode.IDLE, reason="policy starting")
+            takeovers_before = self.rig.loop.takeovers  # a takeover may come on the very first tick
             try:
                 self.rig.loop.start_policy(runner, takeover=options.takeover)
             except (ValueError, RuntimeError) as exc:  # InvalidTransition is a RuntimeError
                 raise OperatorError(one_line(exc)) from exc
             run = Run(RunKind.ROLLOUT, policy.info.name or load.spec, rules or EndRules(),
                       notes=f"policy {load.spec}, strategy {options.strategy.describe()}",
-                      takeovers_before=self.rig.loop.takeovers, runner=runner,
+                      takeovers_before=takeovers_before, runner=runner,
                       strategy=options.strategy.describe(), takeover=options.takeover)
             self.run = run
             if options.record:
@@ -587,6 +597,9 @@ class OperatorSession:
             return "discarded", None, ""
         success = success_label(run, reason, can_tell, label, labelled)
         notes = episode_notes(run, reason, kill_reason, takeovers)
+        deadline = time.monotonic() + FIRST_TICK_TIMEOUT_S
+        while not self.recorder.has_ticks and self.recorder.error is None and time.monotonic() < deadline:
+            time.sleep(0.005)  # ended in its first milliseconds (a kill): the loop's next tick still shows it
         try:
             path = self.recorder.stop_episode(success=success, notes=notes)
         except RecordingError as exc:

@@ -53,7 +53,7 @@ def test_collect_records_labelled_episodes(dataset):
         assert e["task"] == TASK and e["operator"] == "ci" and e["success"] == "true"
         assert 3 < e["duration_s"] < 25 and e["ticks"] > 300
         assert set(e["frames"]) == {"front", "wrist"} and min(e["frames"].values()) > 0
-        assert e["source_mix"] == {"human": 1.0}
+        assert e["source_mix"] == {"scripted": 1.0} and e["drivers"] == {"scripted": 1.0}  # the expert, not a human
         assert not any(e["dropped"].values())
         with Episode.open(e["path"]) as ep:  # both cameras recorded from the start to the end
             for cam in ("front", "wrist"):

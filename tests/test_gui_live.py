@@ -236,3 +236,29 @@ def test_a_stalled_loop_is_a_red_line_not_a_traceback(qtbot, console_window):
         release.set()
     window.live.input_panel.input_chosen.emit("scripted")  # the loop is free again: the choice takes
     assert console.rig.loop.active_input == "scripted"
+
+
+def test_a_replay_from_the_review_tab_keeps_the_live_tab_updating(qtbot, console_window, tmp_path, capfd):
+    """The replay input comes and goes among the loop's inputs: the Live tab follows, and says who drives."""
+    from synthetic_episodes import make_episode
+
+    console, window = console_window
+    qtbot.waitUntil(lambda: all(t.frames_shown >= 1 for t in window.live.tiles.values()), timeout=15000)
+    path = console.dataset_dir / "episode_000001.h5"
+    console.dataset_dir.mkdir(parents=True, exist_ok=True)
+    make_episode(path, seconds=2.0)
+    window.tabs.setCurrentWidget(window.review)
+    qtbot.waitUntil(lambda: window.review.load_episode(path), timeout=5000)
+    window.review.toggle_replay()
+    assert console.running is not None and console.running.replay is not None, window.review.last_message
+    window.tabs.setCurrentWidget(window.live)
+    updates = window.live.plots.updates
+    frames = {name: tile.frames_shown for name, tile in window.live.tiles.items()}
+    qtbot.waitUntil(lambda: window.live.plots.updates >= updates + 15, timeout=5000)
+    qtbot.waitUntil(lambda: all(t.frames_shown > frames[n] for n, t in window.live.tiles.items()), timeout=5000)
+    assert "Replaying episode_000001.h5" in window.live.recording.message.text()
+    assert "replayed" in window.live.input_panel.hint.text()
+    assert "replayed" in window.safety_label.text()
+    qtbot.waitUntil(lambda: console.running is None, timeout=20000)  # played to its end
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "KeyError" not in err, err

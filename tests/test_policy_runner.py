@@ -206,7 +206,6 @@ def test_takeover_is_recorded_as_intervention_and_control_returns(sim_rig, tmp_p
     runner = runner_for(sim_rig, policy, threshold=10)
     sim_rig.loop.start_policy(runner, TakeoverConfig(input="hand", release_s=0.4))
     recorder = Recorder.for_rig(sim_rig, tmp_path)
-    sim_rig.modes.start_recording()
     path = recorder.start_episode("hold still")
     time.sleep(0.5)
     x0 = sim_rig.robot.read().ee_pos[0]
@@ -218,7 +217,6 @@ def test_takeover_is_recorded_as_intervention_and_control_returns(sim_rig, tmp_p
     assert wait_for(lambda: sim_rig.modes.mode is Mode.POLICY, timeout=3)
     time.sleep(0.3)
     recorder.stop_episode(success=False)
-    sim_rig.modes.stop_recording()
     sim_rig.loop.stop_policy()
     assert sim_rig.robot.read().ee_pos[0] - x0 > 0.015  # the push moved it, the policy held it there
     reasons = [c.reason for c in sim_rig.modes.history]

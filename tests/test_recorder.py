@@ -64,7 +64,7 @@ def test_records_an_episode_of_the_sim_rig(rig, tmp_path):
         assert ticks["t"][0] == 0.0 and np.all(np.diff(ticks["t"]) > 0)
         assert np.all(np.diff(ticks["tick"]) == 1)
         assert np.all(ticks["t"] <= ticks["t_sent"]) and np.all(ticks["t_sent"] <= ticks["t_state"])
-        assert set(ticks["source_names"][ticks["source"]]) == {"human"}
+        assert set(ticks["source_names"][ticks["source"]]) == {"scripted"} and set(ticks["driver"]) == {b"scripted"}
         assert set(ticks["input_kind_names"][ticks["input_kind"]]) <= {"ee_delta", "none"}
         assert np.isfinite(ticks["state"]).all() and np.isfinite(ticks["action"]).all()
         for cam in ("front", "wrist"):

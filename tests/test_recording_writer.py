@@ -94,7 +94,7 @@ def test_metadata_and_ticks_round_trip(episode_path):
     with Episode.open(episode_path) as ep:
         assert ep.status == "complete" and ep.issues == []
         m = ep.meta
-        assert m["format"] == "teleop-episode" and m["format_version"] == 1
+        assert m["format"] == "teleop-episode" and m["format_version"] == 2
         assert m["joint_names"] == JOINTS and m["joint_units"] == ["rad"] * 6
         assert m["cameras"] == list(CAMS) == ep.camera_names
         assert (m["task"], m["operator"], m["success"], m["rig"]) == ("pick the cube", "ada", "true", "test_rig")

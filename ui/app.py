@@ -57,7 +57,7 @@ def open_console(rig_name: str | None = None, dataset: str | None = None, operat
 
 def start_console(session: OperatorSession) -> None:
     """Start the session (rig, loop, supervisor) and hand the robot to the active input."""
-    session.start()
+    session.start(preload_policy_loaders=True)  # the Policy tab may load a checkpoint while the loop runs
     if session.active_input is not None:
         try:
             session.set_teleop(True)

@@ -679,9 +679,8 @@ class ReviewTab(QtWidgets.QWidget):
         super().hideEvent(event)
 
     def shutdown(self) -> None:
-        """Call when the window closes: stops playback, a replay, the decoder and waits for workers."""
-        if self.replayer.active:
-            self.replayer.stop("the window closed")
+        """Call when the window closes: stops playback and the decoder and waits for workers (the session
+        ends a running replay when it closes)."""
         self.replay_timer.stop()
         self.player.shutdown()
         self.runner.wait(30_000)

@@ -19,7 +19,8 @@ from typing import TextIO
 
 from teleop_app.gc_pauses import freeze_long_lived
 from teleop_app.operator_session import BatchReport, OperatorSession
-from teleop_app.rig import Rig, build_rig
+from teleop_app import rig as rig_module
+from teleop_app.rig import Rig
 
 
 def add_batch_arguments(p: argparse.ArgumentParser) -> None:
@@ -41,7 +42,7 @@ def rig_from_args(args: argparse.Namespace, active_input: str | None = None) -> 
         config = config.without_cameras()
     if active_input is None and getattr(args, "input", None) is None and config.inputs:
         active_input = config.inputs[0].name
-    return build_rig(config, active_input=active_input or getattr(args, "input", None))
+    return rig_module.build_rig(config, active_input=active_input or getattr(args, "input", None))
 
 
 @contextmanager
