@@ -11,6 +11,8 @@ and otherwise the policy's action for this tick (None: starved, the loop holds).
 takeover, a hand-back, a policy or a replay starting, a re-arm): until the new
 driver's target is within one ramp step of the last command, the command moves
 toward it at no more than the rig's ramp speed on any joint, gripper included.
+End-effector steps are made from the last command, so for them only the
+gripper (which they set absolutely) is ramped.
 
 Both live on the control loop's thread: only the loop calls them (the loop's
 ``call_soon`` runs other threads' requests between ticks).
@@ -44,8 +46,13 @@ class JoinRamp:
     def start(self) -> None:
         self.active = True
 
-    def apply(self, target: object, q_cmd: np.ndarray) -> object:
-        """This tick's target: ``target`` itself once joined, else a step of at most ``step`` toward it."""
+    def apply(self, target: object, q_cmd: np.ndarray, gripper_only: bool = False) -> object:
+        """This tick's target: ``target`` itself once joined, else a step of at most ``step`` toward it.
+
+        ``gripper_only``: the arm's target was made from the last command (an
+        end-effector step), so only the gripper, which such a command sets
+        absolutely, can jump; the arm joints pass as they are.
+        """
         if not self.active:
             return target
         try:
@@ -54,11 +61,14 @@ class JoinRamp:
             return target  # not a vector: the safety filter makes it a hold
         if arr.shape != q_cmd.shape or not np.all(np.isfinite(arr)):
             return target
-        gap = arr - q_cmd
+        joints = slice(-1, None) if gripper_only else slice(None)
+        gap = arr[joints] - q_cmd[joints]
         if np.all(np.abs(gap) <= self.step + 1e-12):
             self.active = False
             return arr
-        return q_cmd + np.clip(gap, -self.step, self.step)
+        out = arr.copy()
+        out[joints] = q_cmd[joints] + np.clip(gap, -self.step, self.step)
+        return out
 
 
 class PolicyArbiter:

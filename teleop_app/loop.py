@@ -439,7 +439,7 @@ class ControlLoop:
             t1 = time.monotonic()
             target, raw, kind = self._joint_targets(command)
             if command is not None:
-                target = self.ramp.apply(target, self._q_cmd)
+                target = self.ramp.apply(target, self._q_cmd, gripper_only=isinstance(command, EEDeltaCommand))
             t2 = time.monotonic()
             safe, flags = self.safety.filter(target, self._q_cmd)
             if starved:

@@ -499,7 +499,7 @@ def test_replay_button_drives_the_robot_and_stop_holds_it(qtbot, tab, console, s
     log = [s for t, _, s in sim_rig.robot.command_log if t > t_kill]
     assert log.index("kill") <= 1 and set(log[log.index("kill"):]) == {"kill"}
     qtbot.waitUntil(lambda: tab.replay_button.text() == "▶ Replay on robot")
-    assert "kill switch" in tab.last_message
+    assert "stopped (STOP pressed)" in tab.last_message
     assert "re-arm" in tab.replay_label.text()
     qtbot.mouseClick(tab.replay_button, QtCore.Qt.MouseButton.LeftButton)
     assert "re-arm" in tab.last_message and replaying(tab) is None

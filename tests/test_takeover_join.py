@@ -94,3 +94,21 @@ def test_takeover_keeps_the_gripper_and_hand_back_joins_at_the_ramp_speed(sessio
     teleop_gripper = [q[-1] for _, q, s in commands(rig, t_teleop) if s == "human"]
     np.testing.assert_allclose(teleop_gripper, grip_joint, atol=1e-9)
     assert run.result is not None
+
+
+def test_the_ramp_holds_back_absolute_targets_only():
+    """A leader arm's or a policy's joint targets are joined slowly; an end-effector step (made from the last
+    command) moves the arm at its own pace, and only its absolute gripper target is ramped."""
+    from teleop_app.arbitration import JoinRamp
+
+    ramp = JoinRamp(0.5, 0.01)
+    q = np.zeros(6)
+    ramp.start()
+    far = np.full(6, 0.3)
+    np.testing.assert_allclose(ramp.apply(far, q), np.full(6, 0.005))
+    step = np.array([0.02, -0.02, 0.01, 0, 0, 0.3])  # an IK step of a fast twist, and a gripper far away
+    np.testing.assert_allclose(ramp.apply(step, q, gripper_only=True), [0.02, -0.02, 0.01, 0, 0, 0.005])
+    assert ramp.active
+    np.testing.assert_allclose(ramp.apply(np.full(6, 0.004), q), np.full(6, 0.004))
+    assert not ramp.active  # joined: from now on targets pass as they are
+    np.testing.assert_allclose(ramp.apply(far, q), far)
