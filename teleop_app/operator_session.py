@@ -600,11 +600,22 @@ class OperatorSession:
         deadline = time.monotonic() + FIRST_TICK_TIMEOUT_S
         while not self.recorder.has_ticks and self.recorder.error is None and time.monotonic() < deadline:
             time.sleep(0.005)  # ended in its first milliseconds (a kill): the loop's next tick still shows it
+        if reason is EndReason.KILL:  # the episode shows the hold: wait for the tick that sent it
+            self._wait_for_hold(deadline)
         try:
             path = self.recorder.stop_episode(success=success, notes=notes)
         except RecordingError as exc:
             return "failed", (run.episode if run.episode.exists() else None), str(exc)
         return OUTCOME_OF_LABEL[success], path, ""
+
+    def _wait_for_hold(self, deadline: float) -> None:
+        """Until the loop has published a tick that held the robot after the kill switch latched."""
+        kill, loop = self.rig.kill, self.rig.loop
+        while time.monotonic() < deadline and loop.running:
+            last = loop.latest()
+            if last is not None and last.killed and kill.t_trigger is not None and last.t_sent >= kill.t_trigger:
+                return
+            time.sleep(0.002)
 
     @staticmethod
     def _describe_end(result: RunResult) -> str:

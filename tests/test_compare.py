@@ -174,12 +174,14 @@ def test_resolve_folder_glob_and_file(scenario_sets):
 def test_by_source_splits_one_folder(tmp_path):
     folder = tmp_path / "dataset"
     folder.mkdir()
-    for i in range(3):
-        pick_episode(folder / f"episode_{i + 1:06d}.h5", seed=i)
+    for i in range(3):  # two by a person, one by the scripted expert: all three demonstrate the task
+        pick_episode(folder / f"episode_{i + 1:06d}.h5", seed=i, source="scripted" if i == 2 else "human")
         pick_episode(folder / f"episode_{i + 4:06d}.h5", seed=10 + i, source="policy", speed=0.6)
     (folder / "episode_000007.h5").write_bytes(b"broken")
     c = compare_by_source(folder)
     assert [m.name for m in c.human] == [f"episode_{i:06d}.h5" for i in (1, 2, 3)]
+    assert [m.source for m in c.human] == ["human", "human", "scripted"]  # the expert is not counted as a human
+    assert "demonstrations 2 human, 1 scripted" in c.labels[0]
     assert [m.name for m in c.policy] == [f"episode_{i:06d}.h5" for i in (4, 5, 6)]
     assert [p.name for p, _ in c.skipped["unassigned"]] == ["episode_000007.h5"]
     assert c.slower and [x.id for x in c.causes] == ["small_actions"]

@@ -46,6 +46,8 @@ def listing(folder, *extra):
 
 
 def test_collect_records_labelled_episodes(dataset):
+    table = cli("episodes", "list", dataset).stdout
+    assert "driven by" in table and table.count("scripted 100%") == 2  # the expert's demos say so
     eps = listing(dataset)
     assert [Path(e["path"]).name for e in eps] == ["episode_000001.h5", "episode_000002.h5"]
     for e in eps:
