@@ -107,7 +107,8 @@ def install_missing(packages: list[str]) -> int:
               f"then run make again", file=sys.stderr)
         return 1
     print(f"system packages: installing {' '.join(todo)}", file=sys.stderr)
-    apt = [*prefix, "env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]
+    # Wait for another apt/dpkg (unattended upgrades, a colleague) instead of failing on its lock.
+    apt = [*prefix, "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-o", "DPkg::Lock::Timeout=300"]
     for args in (["update", "-qq"], ["install", "-y", "-qq", "--no-install-recommends", *todo]):
         done = subprocess.run([*apt, *args], stdout=subprocess.DEVNULL)
         if done.returncode != 0:

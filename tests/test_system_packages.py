@@ -66,8 +66,8 @@ def test_as_root_it_updates_once_then_installs_only_what_is_missing(fake_os):
     calls = _calls(log)
     assert calls[0].startswith("dpkg-query -W ") and "libusb-1.0-0" in calls[0]
     assert calls[1:] == [
-        "apt-get update -qq (DEBIAN_FRONTEND=noninteractive)",
-        f"apt-get install -y -qq --no-install-recommends {' '.join(MISSING)} (DEBIAN_FRONTEND=noninteractive)",
+        "apt-get -o DPkg::Lock::Timeout=300 update -qq (DEBIAN_FRONTEND=noninteractive)",
+        f"apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends {' '.join(MISSING)} (DEBIAN_FRONTEND=noninteractive)",
     ]
     assert done.stderr == f"system packages: installing {' '.join(MISSING)}\n"
 
@@ -89,10 +89,10 @@ def test_without_root_it_uses_passwordless_sudo(fake_os):
     assert done.returncode == 0, done.stderr
     assert _calls(log)[1:] == [
         "sudo -n true",
-        "sudo -n env DEBIAN_FRONTEND=noninteractive apt-get update -qq",
-        "apt-get update -qq (DEBIAN_FRONTEND=noninteractive)",
-        f"sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends {' '.join(MISSING)}",
-        f"apt-get install -y -qq --no-install-recommends {' '.join(MISSING)} (DEBIAN_FRONTEND=noninteractive)",
+        "sudo -n env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -qq",
+        "apt-get -o DPkg::Lock::Timeout=300 update -qq (DEBIAN_FRONTEND=noninteractive)",
+        f"sudo -n env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends {' '.join(MISSING)}",
+        f"apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends {' '.join(MISSING)} (DEBIAN_FRONTEND=noninteractive)",
     ]
 
 
@@ -121,7 +121,7 @@ def test_a_failing_apt_get_stops_make_with_its_command(fake_os):
     _script(bin_dir / "apt-get", f'echo "apt-get $*" >> {log}\nexit 100\n')
     done = _run(bin_dir, as_root=True)
     assert done.returncode == 1
-    assert "`env DEBIAN_FRONTEND=noninteractive apt-get update -qq` failed (exit 100)" in done.stderr
+    assert "`env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -qq` failed (exit 100)" in done.stderr
     assert len(_calls(log)) == 2  # the query and the update, no install after a failed update
 
 
