@@ -32,7 +32,7 @@ def loop_trial(config: RigConfig, seconds: float = 3.0) -> Check:
         rig.start()
     except (ConfigError, DeviceError, RuntimeError, OSError) as exc:
         return Check("control loop", FAIL, f"could not start rig {config.name}: {exc}",
-                     "fix the failures above, then run doctor again")
+                     "do what the message says (and fix any failure above), then run doctor again")
     try:
         time.sleep(seconds)
         stats = rig.loop.stats()
