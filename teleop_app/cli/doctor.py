@@ -8,8 +8,6 @@ from pathlib import Path
 
 from teleop_app.cli.errors import fail
 
-MARKS = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
-
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("doctor", help="check that this machine can run the rig: libraries, permissions, disk, timing")
@@ -22,6 +20,7 @@ def run(args: argparse.Namespace) -> int:
     from drivers.registry import ConfigError
     from teleop_app import doctor
     from teleop_app.config import load_rig
+    from teleop_app.doctor.result import FAIL, OK, WARN
 
     try:
         config = load_rig(args.rig)
@@ -34,10 +33,11 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"rig": config.name, "rig_source": config.source, "dataset": str(dataset),
                           "can_run": can_run, "checks": [c.to_dict() for c in checks]}, indent=2))
     else:
+        marks = {OK: "ok  ", WARN: "WARN", FAIL: "FAIL"}
         width = max(len(c.name) for c in checks)
         for c in checks:
-            print(f"{MARKS[c.status]}  {c.name:<{width}}  {c.detail}" + (f"  -> fix: {c.fix}" if c.fix else ""))
-        failed = sum(c.status == "fail" for c in checks)
+            print(f"{marks[c.status]}  {c.name:<{width}}  {c.detail}" + (f"  -> fix: {c.fix}" if c.fix else ""))
+        failed = sum(c.status == FAIL for c in checks)
         print(f"rig {config.name} ({config.source}): " + ("can run" if can_run else
               f"cannot run, {failed} check{'s' if failed > 1 else ''} failed"))
     return 0 if can_run else 1

@@ -17,11 +17,11 @@ from pathlib import Path
 from teleop_app.config import RigConfig
 from teleop_app.doctor import devices, disk, system
 from teleop_app.doctor.loop_trial import loop_trial
-from teleop_app.doctor.result import FAIL, OK, WARN, Check
+from teleop_app.doctor.result import FAIL, Check
 
 DEFAULT_DATASET = Path("~/teleop-data/demos")  # the window's default dataset folder (ui/app.py)
 
-__all__ = ["DEFAULT_DATASET", "FAIL", "OK", "WARN", "Check", "rig_can_run", "run", "serial_ports"]
+__all__ = ["DEFAULT_DATASET", "rig_can_run", "run", "serial_ports"]
 
 
 def serial_ports(config: RigConfig) -> list[tuple[str, str]]:
