@@ -1,5 +1,7 @@
 # Two commands: `make run` opens the app on the simulated arm, `make test` runs every test headless.
-# Both create .venv on first use and reinstall only when pyproject.toml or constraints.txt change.
+# Both first install the missing Debian packages (teleop_app/system_packages.py: one dpkg-query when
+# nothing is missing), then create .venv on first use and reinstall only when pyproject.toml or
+# constraints.txt change.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -7,9 +9,13 @@ STAMP  := $(VENV)/.installed
 
 export MUJOCO_GL ?= egl
 
-.PHONY: run test bench clean-venv
+.PHONY: run test bench clean-venv system-packages
 
-$(STAMP): pyproject.toml constraints.txt
+# Runs before the venv is built (an order-only prerequisite of the stamp): stdlib-only Python.
+system-packages:
+	@$(PYTHON) teleop_app/system_packages.py --install
+
+$(STAMP): pyproject.toml constraints.txt | system-packages
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first and pinned: the CPU wheel of exactly this version is what keeps a multi-GB CUDA build out

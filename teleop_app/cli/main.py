@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     from teleop_app.cli import calibrate as cli_calibrate
     from teleop_app.cli import compare as cli_compare
     from teleop_app.cli import data as cli_data
+    from teleop_app.cli import doctor as cli_doctor
     from teleop_app.cli import policy as cli_policy
     from teleop_app.cli import train as cli_train
 
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     cli_policy.add_parsers(sub)
     cli_compare.add_parser(sub)
     cli_train.add_parser(sub)
+    cli_doctor.add_parser(sub)
 
     args = parser.parse_args(argv)
     if args.command is None:
@@ -65,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         return cli_compare.run(args)
     if args.command == "train":
         return cli_train.run(args)
+    if args.command == "doctor":
+        return cli_doctor.run(args)
     return cli_data.run(args)
 
 
