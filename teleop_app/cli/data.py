@@ -78,10 +78,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         p = xs.add_parser(name, help=helptext)
         p.add_argument("dir", type=Path)
         p.add_argument("--out", type=Path, required=True)
-        p.add_argument("--fps", type=int, default=None, help="grid rate (default: lerobot the control rate, aloha 50)")
+        p.add_argument("--fps", type=int, default=None, help="grid rate (default: lerobot 30, aloha 50)")
         p.add_argument("--include-failures", action="store_true", help="also export episodes not labelled success")
         if name == "lerobot":
             p.add_argument("--codec", default="h264", help="video encoder: h264 (default), libsvtav1, hevc, …")
+            p.add_argument("--workers", type=int, default=None,
+                           help="encoder processes (default: one per camera, at most one per core; 0: none)")
+        else:
+            p.add_argument("--raw", action="store_true",
+                           help="store images as raw (T, H, W, 3) arrays instead of ALOHA's compressed JPEG rows")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -298,24 +303,36 @@ def _mb(n: int) -> str:
 
 # -- export ----------------------------------------------------------------------------------
 def _export(args: argparse.Namespace) -> int:
+    """Ctrl+C cancels: the exporter stops within a frame and removes what it had written."""
+    import signal
+    import threading
+
+    from recordings.export_common import Cancelled
     from recordings.library import episode_files
 
     files = episode_files(args.dir)
     if not files:
         raise ValueError(f"no episodes in {args.dir}")
     progress = Progress(f"export {args.format}")
+    cancel = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
     try:
         if args.format == "lerobot":
             from recordings.export_lerobot import export_lerobot
 
             report = export_lerobot(files, args.out, fps=args.fps, include_failures=args.include_failures,
-                                    codec=args.codec, progress=progress)
+                                    codec=args.codec, progress=progress, workers=args.workers, cancel=cancel)
         else:
             from recordings.export_aloha import export_aloha
 
             report = export_aloha(files, args.out, fps=args.fps, include_failures=args.include_failures,
-                                  progress=progress)
+                                  progress=progress, compress=not args.raw, cancel=cancel)
+    except Cancelled:
+        progress.close()
+        print(f"export cancelled: nothing was written to {args.out}", file=sys.stderr)
+        return 130
     finally:
+        signal.signal(signal.SIGINT, previous)
         progress.close()
     print(report.text())
     return 0
