@@ -44,8 +44,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = es.add_parser("info", help="one episode in detail")
     p.add_argument("file", type=Path)
     p.add_argument("--json", action="store_true")
-    p = es.add_parser("trim", help="keep [start, end] s (non-destructive unless --apply)")
-    p.add_argument("file", type=Path)
+    p = es.add_parser("trim", help="keep [start, end] s (non-destructive unless --apply); --auto cuts idle ends")
+    p.add_argument("file", type=Path, help="an episode file (with --auto also a dataset folder)")
+    p.add_argument("--auto", action="store_true",
+                   help="cut the idle start and end found in the recorded motion (a short margin kept)")
+    p.add_argument("--dry-run", action="store_true", help="with --auto: print what would be cut, change nothing")
+    p.add_argument("--margin", type=float, default=None, help="with --auto: seconds kept around the motion (0.3)")
     p.add_argument("--start", type=float, default=None)
     p.add_argument("--end", type=float, default=None)
     p.add_argument("--apply", action="store_true", help="rewrite the file with only the kept range")
@@ -152,6 +156,10 @@ def _episodes(args: argparse.Namespace) -> int:
             print(_info(s))
         return 1 if s.damaged else 0
     if action == "trim":
+        if args.auto:
+            return _auto_trim(args)
+        if args.dry_run or args.margin is not None:
+            raise ValueError("--dry-run and --margin go with --auto")
         if args.clear:
             edit.clear_trim(args.file)
             print(f"{args.file}: keeping everything")
@@ -204,6 +212,54 @@ def _episodes(args: argparse.Namespace) -> int:
     if action == "replay":
         return _replay(args)
     raise ValueError(f"unknown action {action}")
+
+
+def _auto_trim(args: argparse.Namespace) -> int:
+    """Print the suggested cut of each episode as a table, then (unless --dry-run) set the kept ranges."""
+    from recordings import edit
+    from recordings.analysis.trim import MARGIN_S, suggest_trim
+    from recordings.library import episode_files
+    from recordings.reader import EpisodeError
+
+    if args.start is not None or args.end is not None or args.apply or args.clear:
+        raise ValueError("--auto finds the range itself: leave out --start, --end, --apply and --clear")
+    margin = MARGIN_S if args.margin is None else args.margin
+    if margin < 0:
+        raise ValueError("--margin must be ≥ 0 s")
+    if not args.file.exists():
+        raise ValueError(f"{args.file} does not exist")
+    files = episode_files(args.file) if args.file.is_dir() else [args.file]
+    if not files:
+        raise ValueError(f"no episodes in {args.file}")
+    rows = [("episode", "length", "kept now", "suggested", "cut start", "cut end", "")]
+    failed = 0
+    for path in files:
+        try:
+            s = suggest_trim(path, margin)
+        except EpisodeError as exc:
+            rows.append((path.name, "", "", "", "", "", f"unreadable: {exc}"))
+            failed += 1
+            continue
+        now = f"{s.current[0]:.2f}–{s.current[1]:.2f}"
+        if s.keep is None:
+            rows.append((path.name, f"{s.full_duration:.2f}s", now, "-", "", "", "no motion found: left as is"))
+            continue
+        what = "" if s.changes else "unchanged"
+        if s.changes and not args.dry_run:
+            try:
+                edit.set_trim(path, s.keep[0], s.keep[1])
+                what = "applied"
+            except (EpisodeError, ValueError) as exc:
+                what = f"not applied: {exc}"
+                failed += 1
+        rows.append((path.name, f"{s.full_duration:.2f}s", now, f"{s.keep[0]:.2f}–{s.keep[1]:.2f}",
+                     f"{s.cut_start:.2f}s", f"{s.cut_end:.2f}s", what))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    if args.dry_run:
+        print("dry run: nothing changed (kept ranges are non-destructive; `episodes trim --clear` undoes one)")
+    return 1 if failed else 0
 
 
 def _held_since(rig: Any, t: float) -> bool:
