@@ -67,8 +67,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("file", type=Path)
     p = es.add_parser("repair", help="make a file left by a crash readable again")
     p.add_argument("file", type=Path)
-    p = es.add_parser("check", help="open every episode of a folder and report the damaged ones")
+    p = es.add_parser("check", help="open every episode of a folder and report the damaged and flagged ones")
     p.add_argument("dir", type=Path)
+    p.add_argument("--json", action="store_true")
     p = es.add_parser("replay", help="play an episode's commanded joints on the robot, through the safety filter")
     p.add_argument("file", type=Path)
     p.add_argument("--rig", default=None, help="the robot to replay on (default: the simulated SO-101)")
@@ -142,11 +143,14 @@ def _episodes(args: argparse.Namespace) -> int:
 
     action = args.action
     if action == "list":
+        from recordings.analysis.quality import check_dataset
+
         summaries = list_dataset(args.dir, trash=args.trash)
+        flags = [q.flags for q in check_dataset([s.path for s in summaries])]
         if args.json:
-            print(json.dumps([s.to_dict() for s in summaries], indent=2))
+            print(json.dumps([{**s.to_dict(), "flags": f} for s, f in zip(summaries, flags)], indent=2))
         else:
-            print(_table(summaries) if summaries else f"no episodes in {args.dir}")
+            print(_table(summaries, flags) if summaries else f"no episodes in {args.dir}")
         return 0
     if action == "info":
         s = summarize(args.file)
@@ -193,21 +197,31 @@ def _episodes(args: argparse.Namespace) -> int:
         print(report.text())
         return 0
     if action == "check":
+        from recordings.analysis.quality import check_dataset
         from recordings.library import episode_files
 
         files = episode_files(args.dir)
         progress = Progress("check")
-        damaged = []
+        damaged = {}
         for i, path in enumerate(files):
             progress(i, len(files), path.name)
             s = summarize(path)
             if s.damaged or s.status != "complete":
-                damaged.append((path, s.damaged or f"status {s.status!r}: run `teleop-app episodes repair {path}`"))
+                damaged[path] = s.damaged or f"status {s.status!r}: run `teleop-app episodes repair {path}`"
+        quality = check_dataset(files)
         progress(len(files), len(files), "")
         progress.close()
-        for path, reason in damaged:
+        if args.json:
+            print(json.dumps([{**q.to_dict(), "damaged": damaged.get(q.path)} for q in quality], indent=2))
+            return 1 if damaged else 0
+        for path, reason in damaged.items():
             print(f"DAMAGED {path}: {reason}")
-        print(f"{len(files) - len(damaged)}/{len(files)} episodes OK in {args.dir}")
+        for q in quality:
+            for flag, why in q.flags.items():
+                print(f"FLAGGED {q.path.name}: {flag} ({why})")
+        flagged = sum(1 for q in quality if q.flags)
+        print(f"{len(files) - len(damaged)}/{len(files)} episodes OK in {args.dir}, {flagged} flagged "
+              "(thresholds: docs/quality-flags.md)")
         return 1 if damaged else 0
     if action == "replay":
         return _replay(args)
@@ -317,17 +331,18 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def _table(summaries: list[Any]) -> str:
-    rows = [("episode", "success", "duration", "ticks", "frames", "source", "size", "task")]
-    for s in summaries:
+def _table(summaries: list[Any], flags: list[dict[str, str]]) -> str:
+    rows = [("episode", "success", "duration", "ticks", "frames", "source", "size", "flags", "task")]
+    for s, flagged in zip(summaries, flags):
         if s.damaged:
-            rows.append((s.name, "DAMAGED", "", "", "", "", _mb(s.size_bytes), s.damaged))
+            rows.append((s.name, "DAMAGED", "", "", "", "", _mb(s.size_bytes), "", s.damaged))
             continue
         frames = "/".join(str(n) for n in s.frames.values()) or "-"
         source = ",".join(f"{k} {v:.0%}" for k, v in s.source_mix.items())
         dur = f"{s.duration_s:.1f}s" + ("*" if s.trimmed else "")
         status = s.success if s.status == "complete" else f"{s.success} (unfinished)"
-        rows.append((s.name, status, dur, str(s.ticks), frames, source, _mb(s.size_bytes), s.task))
+        rows.append((s.name, status, dur, str(s.ticks), frames, source, _mb(s.size_bytes), ",".join(flagged) or "-",
+                     s.task))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r[:-1], widths)) + "  " + r[-1] for r in rows]
     if any(s.trimmed for s in summaries):
