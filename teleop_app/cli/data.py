@@ -77,6 +77,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ramp-speed", type=float, default=None,
                    help="rad/s of the fastest joint while moving to the first recorded pose (default 0.5)")
 
+    im = sub.add_parser("import", help="turn a dataset of another format into episode files")
+    ims = im.add_subparsers(dest="format", required=True)
+    p = ims.add_parser("lerobot", help="LeRobotDataset v3.0 (parquet + mp4)")
+    p.add_argument("dir", type=Path, help="the LeRobot dataset folder (with meta/info.json)")
+    p.add_argument("--out", type=Path, required=True, help="dataset folder of episode files (created if missing)")
+
     ex = sub.add_parser("export", help="export a dataset for training code")
     xs = ex.add_subparsers(dest="format", required=True)
     for name, helptext in (("lerobot", "LeRobotDataset v3.0 (parquet + mp4)"), ("aloha", "ALOHA/ACT HDF5")):
@@ -99,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     from drivers.registry import ConfigError
     from recordings.reader import EpisodeError
 
-    handler = {"collect": _collect, "episodes": _episodes, "export": _export}[args.command]
+    handler = {"collect": _collect, "episodes": _episodes, "export": _export, "import": _import}[args.command]
     try:
         return handler(args)
     except (EpisodeError, ValueError, OSError, ConfigError, DeviceError) as exc:
@@ -401,6 +407,31 @@ def _export(args: argparse.Namespace) -> int:
     except Cancelled:
         progress.close()
         print(f"export cancelled: nothing was written to {args.out}", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        progress.close()
+    print(report.text())
+    return 0
+
+
+# -- import ----------------------------------------------------------------------------------
+def _import(args: argparse.Namespace) -> int:
+    """Ctrl+C stops after removing the episode being written; the ones before it are whole and stay."""
+    import signal
+    import threading
+
+    from recordings.export_common import Cancelled
+    from recordings.import_lerobot import import_lerobot
+
+    progress = Progress("import lerobot")
+    cancel = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
+    try:
+        report = import_lerobot(args.dir, args.out, progress=progress, cancel=cancel)
+    except Cancelled:
+        progress.close()
+        print(f"import cancelled: the episodes imported so far are in {args.out}", file=sys.stderr)
         return 130
     finally:
         signal.signal(signal.SIGINT, previous)
