@@ -70,6 +70,24 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = es.add_parser("check", help="open every episode of a folder and report the damaged and flagged ones")
     p.add_argument("dir", type=Path)
     p.add_argument("--json", action="store_true")
+    where = "only episodes meeting KEY=VALUE or KEY!=VALUE (task, success, source, flag); repeat to combine"
+    for name, helptext in (("copy", "copy episodes into another dataset (new names; nothing replaced)"),
+                           ("move", "move episodes into another dataset (copied and checked first)")):
+        p = es.add_parser(name, help=helptext)
+        p.add_argument("episodes", nargs="+", help="episode files, dataset folders or glob patterns")
+        p.add_argument("--to", type=Path, required=True, help="the destination dataset folder (created if missing)")
+        p.add_argument("--where", action="append", default=[], help=where)
+    p = es.add_parser("merge", help="copy every episode of several datasets into one")
+    p.add_argument("datasets", nargs="+", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="the merged dataset folder (may exist: episodes are added)")
+    p.add_argument("--where", action="append", default=[], help=where)
+    p = es.add_parser("split", help="copy a dataset's episodes into train and validation datasets, by a seed")
+    p.add_argument("episodes", nargs="+", help="episode files, dataset folders or glob patterns")
+    p.add_argument("--train", type=Path, required=True)
+    p.add_argument("--val", type=Path, required=True)
+    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--where", action="append", default=[], help=where)
     p = es.add_parser("replay", help="play an episode's commanded joints on the robot, through the safety filter")
     p.add_argument("file", type=Path)
     p.add_argument("--rig", default=None, help="the robot to replay on (default: the simulated SO-101)")
@@ -87,7 +105,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     xs = ex.add_subparsers(dest="format", required=True)
     for name, helptext in (("lerobot", "LeRobotDataset v3.0 (parquet + mp4)"), ("aloha", "ALOHA/ACT HDF5")):
         p = xs.add_parser(name, help=helptext)
-        p.add_argument("dir", type=Path)
+        p.add_argument("dir", nargs="+", help="dataset folders, episode files or glob patterns")
+        p.add_argument("--where", action="append", default=[],
+                       help="only episodes meeting KEY=VALUE or KEY!=VALUE (task, success, source, flag)")
         p.add_argument("--out", type=Path, required=True)
         p.add_argument("--fps", type=int, default=None, help="grid rate (default: lerobot 30, aloha 50)")
         p.add_argument("--include-failures", action="store_true", help="also export episodes not labelled success")
@@ -229,9 +249,42 @@ def _episodes(args: argparse.Namespace) -> int:
         print(f"{len(files) - len(damaged)}/{len(files)} episodes OK in {args.dir}, {flagged} flagged "
               "(thresholds: docs/quality-flags.md)")
         return 1 if damaged else 0
+    if action in ("copy", "move", "merge", "split"):
+        return _dataset_op(args)
     if action == "replay":
         return _replay(args)
     raise ValueError(f"unknown action {action}")
+
+
+def _dataset_op(args: argparse.Namespace) -> int:
+    from recordings import dataset_ops
+    from recordings.analysis.select import select
+
+    inputs = args.datasets if args.action == "merge" else args.episodes
+    if args.action == "merge":
+        missing = [str(d) for d in inputs if not Path(d).is_dir()]
+        if missing:
+            raise ValueError(f"not a dataset folder: {', '.join(missing)}")
+    files = select(dataset_ops.resolve(inputs), args.where)
+    if not files:
+        raise ValueError("no episode meets the --where conditions")  # resolve() refuses inputs without episodes
+    progress = Progress(args.action)
+    try:
+        if args.action == "split":
+            train, val = dataset_ops.split(files, args.train, args.val, args.val_fraction, args.seed)
+            print(f"split {len(files)} episode(s) with seed {args.seed}: {len(train.copied)} to {args.train}, "
+                  f"{len(val.copied)} to {args.val}")
+            return 0
+        if args.action == "move":
+            done = dataset_ops.move_episodes(files, args.to, progress)
+        else:
+            done = dataset_ops.copy_episodes(files, args.out if args.action == "merge" else args.to, progress)
+    finally:
+        progress.close()
+    for source, new in done.copied:
+        print(f"{source} -> {new}")
+    print(done.text({"copy": "copied", "move": "moved", "merge": "merged"}[args.action]))
+    return 0
 
 
 def _auto_trim(args: argparse.Namespace) -> int:
@@ -384,12 +437,13 @@ def _export(args: argparse.Namespace) -> int:
     import signal
     import threading
 
+    from recordings.analysis.select import select
+    from recordings.dataset_ops import resolve
     from recordings.export_common import Cancelled
-    from recordings.library import episode_files
 
-    files = episode_files(args.dir)
+    files = select(resolve(args.dir), args.where)
     if not files:
-        raise ValueError(f"no episodes in {args.dir}")
+        raise ValueError("no episode meets the --where conditions")  # resolve() refuses inputs without episodes
     progress = Progress(f"export {args.format}")
     cancel = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
