@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import av
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -196,3 +197,48 @@ def test_cli_import(round_trip, tmp_path):
                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert out.returncode == 0, out.stderr
     assert "imported 2 episode(s)" in out.stdout and len(list((tmp_path / "d").glob("episode_*.h5"))) == 2
+
+
+def test_episodes_concatenated_in_one_video_as_lerobot_writes_them(round_trip, tmp_path):
+    """LeRobot's own layout: one mp4 per camera holding every episode, found by from/to_timestamp."""
+    ds = tmp_path / "ds"
+    shutil.copytree(round_trip["exported"], ds)
+    videos = ds / "videos/observation.images.front/chunk-000"
+    images = [decode_all(videos / f"file-{i:03d}.mp4") for i in range(2)]
+    for i in range(2):
+        (videos / f"file-{i:03d}.mp4").unlink()
+    with av.open(str(videos / "file-000.mp4"), "w") as out:
+        stream = out.add_stream("libx264", rate=FPS, options={"g": "2", "crf": "18"})
+        stream.width, stream.height, stream.pix_fmt = images[0][0].shape[1], images[0][0].shape[0], "yuv420p"
+        for pts, image in enumerate(images[0] + images[1]):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = pts
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    episodes_path = ds / "meta/episodes/chunk-000/file-000.parquet"
+    table = pq.read_table(episodes_path)
+    n0 = len(images[0])
+    key = "videos/observation.images.front"
+    columns = {f"{key}/file_index": [0, 0], f"{key}/from_timestamp": [0.0, n0 / FPS],
+               f"{key}/to_timestamp": [n0 / FPS, (n0 + len(images[1])) / FPS]}
+    for name, values in columns.items():
+        i = table.column_names.index(name)
+        table = table.set_column(i, name, pa.array(values, type=table.schema.field(name).type))
+    pq.write_table(table, episodes_path)
+
+    report = import_lerobot(ds, tmp_path / "out")
+    for path, original, (name, start) in zip(report.written, round_trip["report"].written,
+                                              [("a", 0.0), ("b", 0.63)]):
+        with Episode.open(path) as ep, Episode.open(original) as orig:
+            n = ep.frame_count("front")
+            assert n == orig.frame_count("front")
+            np.testing.assert_allclose(ep.frame_times("front"), orig.frame_times("front"), atol=1e-6)
+            got = [ep.frame("front", i) for i in range(n)]
+        frame_t = round_trip["truth"][name]["frame_t"]
+        expected = np.searchsorted(frame_t, start + np.arange(n) / FPS + 1e-9, "right") - 1
+        np.testing.assert_array_equal(source_frames(got, frame_t), np.maximum(expected, 0))
+
+
+def decode_all(path):
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
