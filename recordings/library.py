@@ -35,6 +35,7 @@ class EpisodeSummary:
     frames: dict[str, int] = field(default_factory=dict)  # per camera, in the kept range
     source_mix: dict[str, float] = field(default_factory=dict)  # share of kept ticks per source
     dropped: dict[str, int] = field(default_factory=dict)
+    flags: dict[str, str] = field(default_factory=dict)  # quality flag -> why; filled by recordings.analysis users
 
     @property
     def name(self) -> str:

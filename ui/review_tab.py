@@ -19,6 +19,7 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from recordings.analysis.quality import check_dataset
 from recordings.export_aloha import export_aloha
 from recordings.export_common import ExportReport
 from recordings.export_lerobot import export_lerobot
@@ -52,15 +53,23 @@ LEVEL_STYLE = {"info": "", "ok": "color:#2e7d32", "warn": "color:#b26a00; font-w
 
 
 def list_episodes(folder: Path, progress: Callable[[int, int, str], None] | None = None) -> list[EpisodeSummary]:
-    """``recordings.library.list_dataset`` with progress (it opens every file: run it off the GUI thread)."""
+    """``recordings.library.list_dataset`` with quality flags and progress (it opens every file: run it off
+    the GUI thread)."""
     paths = episode_files(folder)
     out = []
     for i, path in enumerate(paths):
         if progress:
-            progress(i, len(paths), f"reading {path.name}")
+            progress(i, 2 * len(paths), f"reading {path.name}")
         out.append(summarize(path))
+
+    def checking(i: int, n: int, name: str) -> None:
+        if progress:
+            progress(n + i, 2 * n, f"checking {name}")
+
+    for summary, q in zip(out, check_dataset(paths, checking)):
+        summary.flags = q.flags
     if progress:
-        progress(len(paths), len(paths), "done")
+        progress(2 * len(paths), 2 * len(paths), "done")
     return out
 
 
@@ -146,7 +155,7 @@ class ReviewTab(QtWidgets.QWidget):
         self.folder_label.setWordWrap(True)
         self.refresh_button = self._button("Refresh", self.refresh, "List the dataset folder again")
         self.filter_edit = QtWidgets.QLineEdit()
-        self.filter_edit.setPlaceholderText("filter: name, task, source…")
+        self.filter_edit.setPlaceholderText("filter: name, task, source, flag…")
         self.filter_edit.setClearButtonEnabled(True)
         top = QtWidgets.QHBoxLayout()
         top.addWidget(self.filter_edit, 1)
