@@ -15,7 +15,10 @@ LeRobot runs, each from the same files into a new folder:
 - ``new``: the defaults — 30 fps, one worker process per camera.
 
 Each reports ``realtime_x``: seconds of recording exported per second of wall
-time. ALOHA: one episode of ``--aloha-seconds`` s exported at 50 fps in the
+time, and ``cpu_s`` (this process and its worker processes), ``cores_used``
+(cpu_s / wall: below the core count when other programs share the machine) and
+``realtime_x_per_cpu_s`` (seconds of recording per CPU second: what one whole
+core would give). ALOHA: one episode of ``--aloha-seconds`` s exported at 50 fps in the
 compressed layout (JPEG rows, the default) and raw (``--raw``), with their sizes.
 """
 
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -92,13 +96,21 @@ def folder_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished (waited-for) children, worker processes included."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def lerobot_run(paths: list[Path], out: Path, data_s: float, **kwargs: object) -> dict:
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), cpu_seconds()
     report = export_lerobot(paths, out, **kwargs)
-    wall = time.perf_counter() - t
+    wall, cpu = time.perf_counter() - t, cpu_seconds() - cpu
     assert len(report.exported) == len(paths), report.text()
     return {"fps": report.fps, "workers": kwargs.get("workers", "default"), "frames": report.total_frames,
-            "wall_s": round(wall, 2), "realtime_x": round(data_s / wall, 2), "size_mb": round(folder_size(out) / 1e6, 1)}
+            "wall_s": round(wall, 2), "realtime_x": round(data_s / wall, 2),
+            "cpu_s": round(cpu, 2), "cores_used": round(cpu / wall, 2),
+            "realtime_x_per_cpu_s": round(data_s / cpu, 2), "size_mb": round(folder_size(out) / 1e6, 1)}
 
 
 def main() -> None:
@@ -120,7 +132,7 @@ def main() -> None:
         result: dict = {
             "dataset": {"episodes": args.episodes, "seconds_each": args.seconds, "cameras": len(CAMERAS),
                         "image": f"{W}x{H}", "camera_fps": FPS, "control_hz": RATE_HZ, "cpu_count": os.cpu_count(),
-                        "made_in_s": round(make_s, 1)},
+                        "load_average_1min": round(os.getloadavg()[0], 2), "made_in_s": round(make_s, 1)},
         }
         lerobot = {}
         if not args.skip_old:
