@@ -269,12 +269,12 @@ def test_av1_codec(tmp_path):
 
 def test_image_stats_from_histograms_match_numpy():
     from recordings.export_lerobot import _image_stats
-    from recordings.export_video import histograms as _histograms
+    from recordings.export_video import histograms
 
     rng = np.random.default_rng(7)
     frames = rng.integers(0, 256, (20, 12, 16, 3), dtype=np.uint8)
     frames[..., 1] = frames[..., 1] // 4 + 60  # a channel with a narrower range
-    stats = _image_stats(_histograms(frames[:5]) + _histograms(frames[5:]), 20)  # two episodes add up
+    stats = _image_stats(histograms(frames[:5]) + histograms(frames[5:]), 20)  # two episodes add up
     pixels = frames.reshape(-1, 3) / 255.0
     expected = {"min": pixels.min(0), "max": pixels.max(0), "mean": pixels.mean(0), "std": pixels.std(0)}
     expected |= {f"q{round(q * 100):02d}": np.quantile(pixels, q, axis=0) for q in (0.01, 0.1, 0.5, 0.9, 0.99)}
@@ -339,3 +339,27 @@ def test_cancel_leaves_nothing_behind(tmp_path, workers):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.h5", "b.h5"]
     assert any(m.startswith("exporting a.h5: ") and m.endswith(" frames") for m in calls)
     assert not any("b.h5" in m for m in calls)
+
+
+@pytest.mark.parametrize("sampling", ["420", "422", "444"])
+def test_stats_samples_are_the_rgb_pixels_of_the_stored_jpeg(sampling):
+    """The sampled pixels come straight from the JPEG's planes: within JPEG upsampling noise of a full decode."""
+    import av
+    import cv2
+
+    from recordings.export_video import strided_rgb
+
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:240, 0:320]
+    image = np.stack([xx * 255 // 319, yy * 255 // 239, (xx + yy) % 256], axis=-1).astype(np.uint8)
+    image = np.clip(image + rng.normal(0, 3, image.shape), 0, 255).astype(np.uint8)
+    factor = {"420": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420, "422": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422,
+              "444": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444}[sampling]
+    ok, jpeg = cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90, cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
+                                                      factor])
+    frame = av.CodecContext.create("mjpeg", "r").decode(av.Packet(jpeg.tobytes()))[0]
+    assert frame.format.name == f"yuvj{sampling}p"
+    full = cv2.cvtColor(cv2.imdecode(jpeg, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    sampled = strided_rgb(frame, 3)
+    assert sampled.shape == full[::3, ::3].shape and sampled.dtype == np.uint8
+    assert np.abs(sampled.astype(int) - full[::3, ::3]).mean() < 1.5
