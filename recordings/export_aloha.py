@@ -8,7 +8,8 @@ on the grid ``kept_start + i / fps``::
     /observations/qvel     (T, J) float32   measured joint velocities (rad/s), gripper in opening/s
     /observations/effort   (T, J) float32   zeros: we record no effort
     /observations/images/<cam>  compressed (default): (T, L) uint8, row i the JPEG of frame i
-                                zero-padded to L (the longest JPEG of the episode), one chunk per row;
+                                zero-padded to L (the longest JPEG of the episode, all cameras
+                                alike, as ALOHA pads), one chunk per row;
                                 raw: (T, H, W, 3) uint8, one chunk per frame
     /compress_len          (n_cams, T) float32, compressed only: the JPEG lengths, cameras in
                            the order of ``cameras`` (ALOHA writes it with h5py's default dtype)
@@ -154,9 +155,16 @@ class _AlohaWriter:
                 effort.attrs["note"] = EFFORT_NOTE
                 images = obs.create_group("images")
                 if self.compress:
-                    lengths = [self._write_compressed(ep, images, cam, r.frames[cam], (height, width, 3))
-                               for cam, height, width in layout.cameras]
-                    f.create_dataset("compress_len", data=np.array(lengths, dtype=np.float32).reshape(len(lengths), n))
+                    jpegs = {cam: self._jpeg_rows(ep, cam, r.frames[cam], (height, width, 3))
+                             for cam, height, width in layout.cameras}
+                    lengths = np.array([[len(p) for p in rows] for rows in jpegs.values()], dtype=np.float32)
+                    padded = int(lengths.max()) if lengths.size else 0
+                    for cam, rows in jpegs.items():
+                        block = np.zeros((n, padded), dtype=np.uint8)
+                        for i, payload in enumerate(rows):
+                            block[i, : len(payload)] = payload
+                        images.create_dataset(cam, data=block, chunks=(1, padded))
+                    f.create_dataset("compress_len", data=lengths.reshape(len(jpegs), n))
                 else:
                     for cam, height, width in layout.cameras:
                         ds = images.create_dataset(cam, shape=(n, height, width, 3), dtype=np.uint8,
@@ -175,9 +183,8 @@ class _AlohaWriter:
         self.written.append((path, tuple(float(x) for x in ep.kept_range), gripper))
         return n
 
-    def _write_compressed(self, ep: Episode, images: h5py.Group, cam: str, frames: np.ndarray,
-                          shape: tuple[int, ...]) -> np.ndarray:
-        """Write ``images/<cam>`` as zero-padded JPEG rows; returns each row's JPEG length."""
+    def _jpeg_rows(self, ep: Episode, cam: str, frames: np.ndarray, shape: tuple[int, ...]) -> list[np.ndarray]:
+        """One JPEG per output row (a repeated frame shares its bytes; each distinct frame is encoded once)."""
         rows: list[np.ndarray] = []
         last, payload = -1, None
         for i, image in enumerate(iter_frames(ep, cam, frames, shape)):
@@ -190,12 +197,7 @@ class _AlohaWriter:
                     raise SkipEpisode(f"camera {cam!r} frame {last} could not be encoded as JPEG")
                 payload = payload.reshape(-1)
             rows.append(payload)
-        lengths = np.array([len(p) for p in rows], dtype=np.int64)
-        padded = np.zeros((len(rows), int(lengths.max())), dtype=np.uint8)
-        for i, payload in enumerate(rows):
-            padded[i, : len(payload)] = payload
-        images.create_dataset(cam, data=padded, chunks=(1, padded.shape[1]))
-        return lengths
+        return rows
 
     def readme(self, report: ExportReport) -> str:
         joints = ", ".join(self.layout.joint_names)

@@ -111,7 +111,7 @@ def test_compressed_layout_holds_the_same_images(exported):
         rows, lengths = jpeg["rows"]["front"], jpeg["compress_len"]
         assert rows.dtype == np.uint8 and rows.ndim == 2 and rows.shape[0] == T
         assert jpeg["chunks"]["front"] == (1, rows.shape[1])
-        assert lengths.shape == (1, T) and lengths.dtype == np.float32 and lengths.max() == rows.shape[1]
+        assert lengths.shape == (1, T) and lengths.dtype == np.float32 and lengths.max() == rows.shape[1]  # one camera
         for row, n in zip(rows, lengths[0].astype(int)):
             assert row[0] == 0xFF and row[1] == 0xD8 and row[n - 2] == 0xFF and row[n - 1] == 0xD9
             assert not row[n:].any()
@@ -123,11 +123,13 @@ def test_compressed_layout_holds_the_same_images(exported):
 
 
 def test_compressed_rows_decode_to_rgb_as_aloha_expects(tmp_path):
-    """``cv2.imdecode(row, 1)`` returns the image in the order it was recorded (RGB), as in ALOHA's files."""
+    """``cv2.imdecode(row, 1)`` returns the image in the order it was recorded (RGB), as in ALOHA's files;
+    every camera's rows are padded to the longest JPEG of the episode."""
+    cams = {name: {"width": 32, "height": 24, "fps": 10.0, "kind": "color", "intrinsics": None}
+            for name in ("front", "wrist")}
     writer = EpisodeWriter(tmp_path / "red.h5", {"app_version": "test", "rig": "r", "robot_type": "sim_so101",
                                                  "control_rate_hz": 100.0, "task": "t", "success": "true"},
-                           JOINTS, {"front": {"width": 32, "height": 24, "fps": 10.0, "kind": "color",
-                                              "intrinsics": None}})
+                           JOINTS, cams)
     angle = np.linspace(-0.17, 1.74, 30)
     q = np.zeros((30, 6))
     q[:, 5] = angle
@@ -139,11 +141,17 @@ def test_compressed_rows_decode_to_rgb_as_aloha_expects(tmp_path):
         for k in range(30)])
     red = np.zeros((24, 32, 3), np.uint8)
     red[..., 0] = 200
+    noise = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)  # a much longer JPEG
     assert writer.append_frame("front", Frame("front", red, T0, T0, 0))
+    assert writer.append_frame("wrist", Frame("wrist", noise, T0, T0, 0))
     writer.finalize({})
     export_aloha([tmp_path / "red.h5"], tmp_path / "out")
     with h5py.File(tmp_path / "out/episode_0.hdf5", "r") as f:
-        image = cv2.imdecode(f["/observations/images/front"][0], 1)
+        front, wrist = f["/observations/images/front"][()], f["/observations/images/wrist"][()]
+        lengths = f["/compress_len"][()]
+    assert lengths.shape == (2, len(front)) and front.shape == wrist.shape == (len(front), lengths.max())
+    assert lengths[1, 0] > 2 * lengths[0, 0] and not front[:, int(lengths[0, 0]):].any()
+    image = cv2.imdecode(front[0], 1)
     assert abs(int(image[..., 0].mean()) - 200) <= 3 and image[..., 2].max() <= 3
 
 
