@@ -79,8 +79,8 @@ def export_lerobot(
     ``libx264``, ``hevc``, ``libsvtav1``...).
 
     Cameras are encoded side by side in ``workers`` processes (default: one per
-    camera, at most one per CPU core); ``workers=0`` encodes them one after the
-    other in this thread. ``cancel`` (an event or a callable) stops the export
+    camera, at most one per CPU core, none when that is one); ``workers=0``
+    encodes them one after the other in this thread. ``cancel`` (an event or a callable) stops the export
     within a frame and raises :class:`~recordings.export_common.Cancelled`;
     ``out_dir`` is then left as it was.
     """
@@ -92,8 +92,9 @@ def export_lerobot(
         status = _Status(progress)
         writer = _DatasetWriter(root, fps or DEFAULT_FPS, codec, canonical, cancelled, status.frames)
         try:
-            if workers != 0:
-                writer.pool = VideoPool(workers or default_workers(max(1, _camera_count(episode_paths))))
+            processes = default_workers(_camera_count(episode_paths)) if workers is None else workers
+            if processes > 1 or workers:  # by default one camera, or one core, encodes here: no process to start
+                writer.pool = VideoPool(processes)
             export_episodes(episode_paths, report, include_failures, status, writer.add, cancelled)
         finally:
             if writer.pool is not None:

@@ -272,5 +272,5 @@ class VideoPool:
 
 
 def default_workers(cameras: int) -> int:
-    """One process per camera, at most one per CPU core."""
+    """One process per camera, at most one per CPU core (at least 1)."""
     return max(1, min(cameras, os.cpu_count() or 1))
