@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,9 @@ from recordings.resample import grid, last_at_or_before
 Progress = Callable[[int, int, str], None]
 """``progress(done, total, message)``: ``done`` of ``total`` input files handled so far."""
 
+CancelCheck = Callable[[], bool]
+"""``cancelled()`` is true once the caller wants the export stopped (e.g. ``threading.Event().is_set``)."""
+
 RESAMPLING_NOTE = (
     "Every stream was recorded at its own rate with its own timestamps. Each exported "
     "frame i of an episode stands for the time kept_start + i / fps (kept_start: the start "
@@ -30,6 +34,19 @@ RESAMPLING_NOTE = (
     "sample taken at or before that time, so no row holds data from its future. A time "
     "before a stream's first sample takes that first sample."
 )
+
+
+class Cancelled(Exception):
+    """The export was cancelled; nothing was written to its output folder."""
+
+
+def cancel_check(cancel: threading.Event | CancelCheck | None) -> CancelCheck:
+    """A callable from what exporters accept as ``cancel``: an event, a callable, or None (never cancelled)."""
+    if cancel is None:
+        return lambda: False
+    if isinstance(cancel, threading.Event):
+        return cancel.is_set
+    return cancel
 
 
 class SkipEpisode(Exception):
@@ -165,14 +182,19 @@ def export_episodes(
     include_failures: bool,
     progress: Progress | None,
     export_one: Callable[[Episode, Path], int],
+    cancelled: CancelCheck = lambda: False,
 ) -> None:
     """Open each file, filter it, and call ``export_one(ep, path) -> frames written``.
 
     Unreadable files and episodes ``export_one`` rejects land in ``report.skipped``.
+    Raises :class:`Cancelled` once ``cancelled()`` is true (checked between episodes;
+    ``export_one`` checks it within one).
     """
     total = len(paths)
     for done, path in enumerate(paths):
         path = Path(path)
+        if cancelled():
+            raise Cancelled()
         if progress:
             progress(done, total, f"exporting {path.name}")
         try:

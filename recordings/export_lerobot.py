@@ -13,8 +13,9 @@ re-encoding of the rest.
 from __future__ import annotations
 
 import json
+import threading
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -24,25 +25,26 @@ import pyarrow.parquet as pq
 
 from recordings.export_common import (
     RESAMPLING_NOTE,
+    CancelCheck,
     ExportReport,
     Layout,
     Progress,
+    SkipEpisode,
+    cancel_check,
     export_episodes,
-    iter_frames,
     publish,
     resample_episode,
     staging_dir,
 )
+from recordings.export_video import CRF, GOP, PIX_FMT, BadFrame, VideoJob, VideoPool, VideoResult, \
+    default_workers, encode_camera, encoder_options
 from recordings.reader import Episode
 
 CODEBASE_VERSION = "v3.0"
 DEFAULT_CODEC = "h264"
 """H.264 (libx264 in PyAV's wheels): fast to encode on a laptop CPU and decodable everywhere.
 LeRobot's own default, ``libsvtav1``, also works here and gives smaller files."""
-
-CRF = {"h264": 23, "hevc": 28, "av1": 30}  # per canonical codec; the keys are the codecs we accept
-GOP = 2  # LeRobot's choice: a key frame every 2 frames keeps random access cheap
-PIX_FMT = "yuv420p"
+DEFAULT_FPS = 30  # the LeRobot convention, whatever the control rate
 CHUNKS_SIZE = 1000
 DATA_FILE_MB = 100
 VIDEO_FILE_MB = 200
@@ -62,10 +64,12 @@ def export_lerobot(
     include_failures: bool = False,
     codec: str = DEFAULT_CODEC,
     progress: Progress | None = None,
+    workers: int | None = None,
+    cancel: threading.Event | CancelCheck | None = None,
 ) -> ExportReport:
     """Write the episodes at ``episode_paths`` as a LeRobotDataset v3.0 in ``out_dir``.
 
-    ``fps`` defaults to the first exported episode's control rate, rounded.
+    ``fps`` defaults to 30 (LeRobot's convention).
     Only episodes labelled successful go in unless ``include_failures``; files
     that cannot be read, or that do not match the first exported episode
     (robot, joints, cameras, image sizes), are skipped and listed in the report.
@@ -73,18 +77,61 @@ def export_lerobot(
     and moved there at the end; when nothing is exported nothing is written.
     ``codec`` is a PyAV encoder name for H.264, HEVC or AV1 (``h264``,
     ``libx264``, ``hevc``, ``libsvtav1``...).
+
+    Cameras are encoded side by side in ``workers`` processes (default: one per
+    camera, at most one per CPU core, none when that is one); ``workers=0``
+    encodes them one after the other in this thread. ``cancel`` (an event or a callable) stops the export
+    within a frame and raises :class:`~recordings.export_common.Cancelled`;
+    ``out_dir`` is then left as it was.
     """
     canonical = codec_name(codec)
     out_dir = Path(out_dir)
     report = ExportReport(out_dir=out_dir)
+    cancelled = cancel_check(cancel)
     with staging_dir(out_dir) as root:
-        writer = _DatasetWriter(root, fps, codec, canonical)
-        export_episodes(episode_paths, report, include_failures, progress, writer.add)
+        status = _Status(progress)
+        writer = _DatasetWriter(root, fps or DEFAULT_FPS, codec, canonical, cancelled, status.frames)
+        try:
+            processes = default_workers(_camera_count(episode_paths)) if workers is None else workers
+            if processes > 1 or workers:  # by default one camera, or one core, encodes here: no process to start
+                writer.pool = VideoPool(processes)
+            export_episodes(episode_paths, report, include_failures, status, writer.add, cancelled)
+        finally:
+            if writer.pool is not None:
+                writer.pool.close()
         report.fps = writer.fps
         if report.exported:
             writer.finish(report)
             publish(root, out_dir)
     return report
+
+
+class _Status:
+    """Passes the per-file progress on, and adds frame counts while an episode encodes."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self.progress = progress
+        self.done, self.total, self.message = 0, 0, ""
+
+    def __call__(self, done: int, total: int, message: str) -> None:
+        self.done, self.total, self.message = done, total, message
+        if self.progress:
+            self.progress(done, total, message)
+
+    def frames(self, encoded: int, frames: int) -> None:
+        if self.progress:
+            self.progress(self.done, self.total, f"{self.message}: {encoded}/{frames} frames")
+
+
+def _camera_count(paths: list[Path]) -> int:
+    """Colour cameras of the first readable episode (to size the worker pool), 0 if none opens."""
+    for path in paths:
+        try:
+            with Episode.open(path) as ep:
+                return len(Layout.of(ep).cameras)
+        except Exception:  # an unreadable file is reported by the export itself
+            continue
+    return 0
 
 
 def codec_name(codec: str) -> str:
@@ -109,11 +156,15 @@ def _encodes(name: str) -> str | None:
 class _DatasetWriter:
     """Accumulates episodes into one dataset directory (``root``)."""
 
-    def __init__(self, root: Path, fps: int | None, codec: str, canonical: str) -> None:
+    def __init__(self, root: Path, fps: int, codec: str, canonical: str, cancelled: CancelCheck,
+                 frames_progress: Callable[[int, int], None]) -> None:
         self.root = root
         self.fps = fps
         self.codec = codec
         self.canonical = canonical
+        self.cancelled = cancelled
+        self.frames_progress = frames_progress
+        self.pool: VideoPool | None = None
         self.layout: Layout | None = None
         self.tasks: dict[str, int] = {}
         self.episodes: list[dict] = []
@@ -130,7 +181,7 @@ class _DatasetWriter:
         layout = Layout.of(ep)
         if self.layout is not None:
             self.layout.check(layout)
-        fps = self.fps or round(float(ep.meta["control_rate_hz"]))
+        fps = self.fps
         cams = [c for c, _, _ in layout.cameras]
         r = resample_episode(ep, fps, ("state", "action"), cams)
         ep_index, n = len(self.episodes), len(r.t)
@@ -138,7 +189,7 @@ class _DatasetWriter:
         task_index = self.tasks.get(task, len(self.tasks))
 
         image_hist = self._write_videos(ep, layout, fps, r.frames, ep_index)  # may raise: nothing written yet
-        self.layout, self.fps = layout, fps  # the first exported episode fixes both
+        self.layout = layout  # the first exported episode fixes it
         self.tasks.setdefault(task, task_index)
         frame_index = np.arange(n, dtype=np.int64)
         columns = {
@@ -188,23 +239,49 @@ class _DatasetWriter:
     def _write_videos(
         self, ep: Episode, layout: Layout, fps: int, frames: dict[str, np.ndarray], ep_index: int
     ) -> dict[str, tuple[np.ndarray, int]]:
-        """Encode one mp4 per camera; remove them all if any fails. Returns the stats samples' histograms."""
+        """Encode one mp4 per camera (side by side in the pool, if any); none is left if any fails.
+
+        Returns each video's sampled histograms and sample count.
+        """
         chunk, file = divmod(ep_index, CHUNKS_SIZE)
-        written: list[Path] = []
-        hists = {}
+        threads = 0 if self.pool is None else 1
+        jobs = [
+            VideoJob(ep.path, cam, frames[cam],
+                     self.root / VIDEO_PATH.format(video_key=_video_key(cam), chunk_index=chunk, file_index=file),
+                     fps, self.codec, self.canonical, height, width, threads)
+            for cam, height, width in layout.cameras
+        ]
+        total = sum(len(job.frames) for job in jobs)
         try:
-            for cam, height, width in layout.cameras:
-                key = _video_key(cam)
-                path = self.root / VIDEO_PATH.format(video_key=key, chunk_index=chunk, file_index=file)
-                written.append(path)
-                images = iter_frames(ep, cam, frames[cam], (height, width, 3))
-                samples = _encode_video(path, images, len(frames[cam]), fps, self.codec, self.canonical, height, width)
-                hists[key] = (_histograms(samples), len(samples))
+            if self.pool is not None:
+                results = self.pool.run(jobs, self.cancelled, lambda done: self.frames_progress(done, total))
+            else:
+                results = self._encode_here(jobs, total)
+        except BadFrame as exc:
+            raise SkipEpisode(str(exc)) from None
         except BaseException:
-            for path in written:
-                path.unlink(missing_ok=True)
+            for job in jobs:
+                job.out.unlink(missing_ok=True)
             raise
-        return hists
+        return {_video_key(job.camera): (r.hist, r.samples) for job, r in zip(jobs, results)}
+
+    def _encode_here(self, jobs: list[VideoJob], total: int) -> list[VideoResult]:
+        done = 0
+
+        def tick(k: int) -> None:
+            nonlocal done
+            done += k
+            self.frames_progress(done, total)
+
+        results = []
+        try:
+            for job in jobs:
+                results.append(encode_camera(job, self.cancelled, tick))
+        except BaseException:
+            for job in jobs:
+                job.out.unlink(missing_ok=True)
+            raise
+        return results
 
     def _append_data(self, columns: dict[str, np.ndarray]) -> None:
         table = pa.table({key: _arrow(value) for key, value in columns.items()})
@@ -286,7 +363,8 @@ class _DatasetWriter:
             "`timestamp` is exactly `frame_index / fps`.",
             "`observation.state` is the measured joint positions and `action` the joint targets sent to the "
             "robot after the safety filter, both in radians, gripper joint last.",
-            f"Videos ({self.canonical}, {PIX_FMT}, CRF {CRF[self.canonical]}, key frame every {GOP} frames) "
+            f"Videos ({self.canonical}, {PIX_FMT}, encoder options {encoder_options(self.codec, self.canonical)}: "
+            f"CRF {CRF[self.canonical]}, key frame every {GOP} frames) "
             "repeat a camera frame until the next one was captured; depth streams are not exported.",
             "",
             "## Source episodes",
@@ -305,41 +383,6 @@ def _video_key(cam: str) -> str:
     return f"observation.images.{cam}"
 
 
-def _encode_video(
-    path: Path, frames: Iterable[np.ndarray], n: int, fps: int, codec: str, canonical: str, height: int, width: int
-) -> np.ndarray:
-    """Encode ``n`` RGB frames with frame i at ``i / fps``; return the frames sampled for stats.
-
-    A camera slower than ``fps`` repeats its frames (the same array object, see
-    :func:`~recordings.export_common.iter_frames`); each is converted to YUV once.
-    Samples follow LeRobot: ``estimate_num_samples`` evenly spaced frames,
-    strided down to ~150 px when an image is 300 px or larger.
-    """
-    picks = set(_sample_indices(n).tolist())
-    step = max(1, int(max(height, width) / 150)) if max(height, width) >= 300 else 1
-    samples = []
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream(codec, rate=fps, options={"g": str(GOP), "crf": str(CRF[canonical])})
-        stream.width, stream.height, stream.pix_fmt = width, height, PIX_FMT
-        last = frame = None
-        for i, image in enumerate(frames):
-            if i in picks:
-                samples.append(image[::step, ::step])
-            if image is not last:
-                last, frame = image, av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format=PIX_FMT)
-            frame.pts = i
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-    return np.stack(samples)
-
-
-def _sample_indices(n: int) -> np.ndarray:
-    """LeRobot's heuristic: 100 samples (or all of fewer), growing as n**0.75 up to 10000."""
-    count = max(min(100, n), min(int(n**0.75), 10_000))
-    return np.round(np.linspace(0, n - 1, count)).astype(int)
-
-
 def _feature_stats(values: np.ndarray) -> Stats:
     """Stats over rows; a 1-D column gives shape-(1,) arrays like LeRobot's scalar features."""
     values = np.asarray(values, dtype=np.float64)
@@ -354,11 +397,6 @@ def _feature_stats(values: np.ndarray) -> Stats:
     quantiles = np.quantile(values, list(QUANTILES.values()), axis=0, keepdims=keep)
     stats.update(zip(QUANTILES, quantiles))
     return stats
-
-
-def _histograms(samples: np.ndarray) -> np.ndarray:
-    """Per-channel 256-bin histograms ``[3, 256]`` of frames ``[n, h, w, 3]`` uint8."""
-    return np.stack([np.bincount(samples[..., c].ravel(), minlength=256) for c in range(3)]).astype(np.int64)
 
 
 def _image_stats(hist: np.ndarray, frames: int) -> Stats:

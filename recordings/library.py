@@ -36,6 +36,7 @@ class EpisodeSummary:
     source_mix: dict[str, float] = field(default_factory=dict)  # share of kept ticks per source
     dropped: dict[str, int] = field(default_factory=dict)
     drivers: dict[str, float] = field(default_factory=dict)  # share of kept ticks per "source (driver)"
+    flags: dict[str, str] = field(default_factory=dict)  # quality flag -> why; filled by recordings.analysis users
 
     @property
     def name(self) -> str:

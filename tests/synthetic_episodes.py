@@ -54,7 +54,8 @@ LEVELS_PER_S = 120
 
 
 def colour_of(t_capture: float) -> int:
-    return int(round(LEVELS_PER_S * t_capture))
+    """The grey level of a frame captured at t (white from ~2.1 s on: longer episodes do not check frames by colour)."""
+    return min(int(round(LEVELS_PER_S * t_capture)), 255)
 
 
 def time_of_colour(image: np.ndarray) -> float:
@@ -72,11 +73,14 @@ def source_frames(images: list[np.ndarray], frame_t: np.ndarray) -> np.ndarray:
 
 def make_episode(path: Path, *, seconds: float = 2.0, success: str = "true", task: str = "pick up the cube",
                  seed: int = 0, width: int = WIDTH, height: int = HEIGHT,
-                 still_gripper: bool = False, depth: bool = False, crash: bool = False) -> dict[str, np.ndarray]:
+                 still_gripper: bool = False, depth: bool = False, crash: bool = False,
+                 idle: tuple[float, float] = (0.0, 0.0), noise: float = 0.0) -> dict[str, np.ndarray]:
     """Write an episode file with jittery tick and frame times; returns those times (relative to t0).
 
     ``still_gripper`` holds the gripper half open the whole time; ``depth`` adds a
     depth camera; ``crash`` leaves the file as a recording that never finished.
+    ``idle = (first, last)`` seconds of the recording hold the arm still (commanded
+    and measured), ``noise`` adds that much Gaussian sensor noise (rad) to the measured joints.
     """
     rng = np.random.default_rng(seed)
     n = int(seconds * RATE)
@@ -88,7 +92,10 @@ def make_episode(path: Path, *, seconds: float = 2.0, success: str = "true", tas
     cams = {"front": {"width": width, "height": height, "fps": CAM_FPS, "kind": "color", "intrinsics": None}}
     if depth:
         cams["depth"] = {"width": width, "height": height, "fps": CAM_FPS, "kind": "depth", "intrinsics": None}
-    q, dq, cmd = joint_positions(t), joint_velocities(t), joint_targets(t)
+    motion_t = np.clip(t, idle[0], seconds - idle[1])  # the arm holds where it was before and after
+    q, dq, cmd = joint_positions(motion_t), joint_velocities(motion_t), joint_targets(motion_t)
+    dq[motion_t != t] = 0.0
+    q += rng.normal(0.0, noise, q.shape) if noise else 0.0
     if still_gripper:
         q[:, -1] = cmd[:, -1] = (GRIPPER_CLOSED + GRIPPER_OPEN) / 2
         dq[:, -1] = 0.0

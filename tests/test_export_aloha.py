@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import cv2
 import h5py
 import numpy as np
 import pytest
 
+from drivers.types import Frame, RobotState, TickRecord
 from recordings.edit import set_trim
 from recordings.export_aloha import export_aloha, gripper_range
+from recordings.writer import EpisodeWriter
 
 from synthetic_episodes import (  # isort: skip
     GRIPPER_CLOSED,
     GRIPPER_OPEN,
     HEIGHT,
+    JOINTS,
+    T0,
     WIDTH,
     expected_rows,
     joint_positions,
@@ -25,14 +30,20 @@ from synthetic_episodes import (  # isort: skip
 
 
 def read(path):
+    """An exported episode as ACT's loader sees it: compressed rows decoded with ``cv2.imdecode(row, 1)``."""
     with h5py.File(path, "r") as f:
+        compressed = bool(f.attrs["compress"])
+        rows = {cam: f[f"/observations/images/{cam}"][()] for cam in f["/observations/images"]}
+        images = {cam: np.stack([cv2.imdecode(row, 1) for row in r]) if compressed else r for cam, r in rows.items()}
         return {
             "attrs": dict(f.attrs),
+            "rows": rows,
+            "compress_len": f["/compress_len"][()] if compressed else None,
             "qpos": f["/observations/qpos"][()],
             "qvel": f["/observations/qvel"][()],
             "effort": f["/observations/effort"][()],
             "effort_note": f["/observations/effort"].attrs["note"],
-            "images": {cam: f[f"/observations/images/{cam}"][()] for cam in f["/observations/images"]},
+            "images": images,
             "chunks": {cam: f[f"/observations/images/{cam}"].chunks for cam in f["/observations/images"]},
             "action": f["/action"][()],
         }
@@ -47,8 +58,10 @@ def exported(tmp_path_factory):
     truth["b"] = make_episode(src / "b.h5", seed=3)
     set_trim(src / "b.h5", 0.41, 1.5)
     out = tmp_path_factory.mktemp("export") / "aloha"
-    report = export_aloha([src / "a.h5", src / "failed.h5", src / "garbage.h5", src / "b.h5"], out)
-    return {"src": src, "out": out, "report": report, "truth": truth}
+    report = export_aloha([src / "a.h5", src / "failed.h5", src / "garbage.h5", src / "b.h5"], out, compress=False)
+    compressed = tmp_path_factory.mktemp("export") / "aloha_jpeg"
+    export_aloha([src / "a.h5", src / "b.h5"], compressed)
+    return {"src": src, "out": out, "compressed": compressed, "report": report, "truth": truth}
 
 
 def test_report_and_files(exported):
@@ -86,6 +99,60 @@ def test_layout_and_values(exported):
         frame_t = truth[name]["frame_t"]
         np.testing.assert_array_equal(source_frames(list(ep["images"]["front"]), frame_t),
                                       expected_rows(frame_t, grid_t))
+
+
+def test_compressed_layout_holds_the_same_images(exported):
+    """ALOHA's compressed variant: (T, L) uint8 zero-padded JPEG rows and /compress_len (n_cams, T)."""
+    for i in range(2):
+        raw = read(exported["out"] / f"episode_{i}.hdf5")
+        jpeg = read(exported["compressed"] / f"episode_{i}.hdf5")
+        assert jpeg["attrs"]["compress"] == True  # noqa: E712 (numpy bool)
+        T = len(raw["qpos"])
+        rows, lengths = jpeg["rows"]["front"], jpeg["compress_len"]
+        assert rows.dtype == np.uint8 and rows.ndim == 2 and rows.shape[0] == T
+        assert jpeg["chunks"]["front"] == (1, rows.shape[1])
+        assert lengths.shape == (1, T) and lengths.dtype == np.float32 and lengths.max() == rows.shape[1]  # one camera
+        for row, n in zip(rows, lengths[0].astype(int)):
+            assert row[0] == 0xFF and row[1] == 0xD8 and row[n - 2] == 0xFF and row[n - 1] == 0xD9
+            assert not row[n:].any()
+        assert jpeg["images"]["front"].shape == raw["images"]["front"].shape
+        # re-encoded once more as JPEG: within a few grey levels of the raw export, same frame picked
+        assert np.abs(jpeg["images"]["front"].astype(int) - raw["images"]["front"].astype(int)).max() <= 3
+        for key in ("qpos", "qvel", "action"):
+            np.testing.assert_array_equal(jpeg[key], raw[key])
+
+
+def test_compressed_rows_decode_to_rgb_as_aloha_expects(tmp_path):
+    """``cv2.imdecode(row, 1)`` returns the image in the order it was recorded (RGB), as in ALOHA's files;
+    every camera's rows are padded to the longest JPEG of the episode."""
+    cams = {name: {"width": 32, "height": 24, "fps": 10.0, "kind": "color", "intrinsics": None}
+            for name in ("front", "wrist")}
+    writer = EpisodeWriter(tmp_path / "red.h5", {"app_version": "test", "rig": "r", "robot_type": "sim_so101",
+                                                 "control_rate_hz": 100.0, "task": "t", "success": "true"},
+                           JOINTS, cams)
+    angle = np.linspace(-0.17, 1.74, 30)
+    q = np.zeros((30, 6))
+    q[:, 5] = angle
+    writer.append_ticks([
+        TickRecord(tick=k, t=T0 + k / 100, t_sent=T0 + k / 100,
+                   state=RobotState(t_host=T0 + k / 100, joint_pos=q[k], joint_vel=np.zeros(6),
+                                    gripper=float(opening(angle[k])), ee_pos=np.zeros(3)),
+                   command=q[k], raw_input=None, input_kind="none", source="human", safety=0, killed=False)
+        for k in range(30)])
+    red = np.zeros((24, 32, 3), np.uint8)
+    red[..., 0] = 200
+    noise = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)  # a much longer JPEG
+    assert writer.append_frame("front", Frame("front", red, T0, T0, 0))
+    assert writer.append_frame("wrist", Frame("wrist", noise, T0, T0, 0))
+    writer.finalize({})
+    export_aloha([tmp_path / "red.h5"], tmp_path / "out")
+    with h5py.File(tmp_path / "out/episode_0.hdf5", "r") as f:
+        front, wrist = f["/observations/images/front"][()], f["/observations/images/wrist"][()]
+        lengths = f["/compress_len"][()]
+    assert lengths.shape == (2, len(front)) and front.shape == wrist.shape == (len(front), lengths.max())
+    assert lengths[1, 0] > 2 * lengths[0, 0] and not front[:, int(lengths[0, 0]):].any()
+    image = cv2.imdecode(front[0], 1)
+    assert abs(int(image[..., 0].mean()) - 200) <= 3 and image[..., 2].max() <= 3
 
 
 def test_fps_option_and_failures(tmp_path):

@@ -51,7 +51,7 @@ def exported(tmp_path_factory):
     order = ["a", "failed", "unlabelled", "garbage", "broken_frames", "b"]
     out = tmp_path_factory.mktemp("export") / "dataset"
     calls = []
-    report = export_lerobot([src / f"{name}.h5" for name in order], out,
+    report = export_lerobot([src / f"{name}.h5" for name in order], out, fps=100,
                             progress=lambda done, total, msg: calls.append((done, total, msg)))
     return {"out": out, "report": report, "truth": truth, "src": src, "calls": calls}
 
@@ -264,16 +264,17 @@ def test_av1_codec(tmp_path):
     assert info["features"]["observation.images.front"]["info"]["video.codec"] == "av1"
     times, images = decode(tmp_path / "out/videos/observation.images.front/chunk-000/file-000.mp4")
     assert len(images) == info["total_frames"]
-    np.testing.assert_allclose(times, np.arange(len(images)) / 100, atol=1e-4)
+    np.testing.assert_allclose(times, np.arange(len(images)) / 30, atol=1e-4)  # the default fps
 
 
 def test_image_stats_from_histograms_match_numpy():
-    from recordings.export_lerobot import _histograms, _image_stats
+    from recordings.export_lerobot import _image_stats
+    from recordings.export_video import histograms
 
     rng = np.random.default_rng(7)
     frames = rng.integers(0, 256, (20, 12, 16, 3), dtype=np.uint8)
     frames[..., 1] = frames[..., 1] // 4 + 60  # a channel with a narrower range
-    stats = _image_stats(_histograms(frames[:5]) + _histograms(frames[5:]), 20)  # two episodes add up
+    stats = _image_stats(histograms(frames[:5]) + histograms(frames[5:]), 20)  # two episodes add up
     pixels = frames.reshape(-1, 3) / 255.0
     expected = {"min": pixels.min(0), "max": pixels.max(0), "mean": pixels.mean(0), "std": pixels.std(0)}
     expected |= {f"q{round(q * 100):02d}": np.quantile(pixels, q, axis=0) for q in (0.01, 0.1, 0.5, 0.9, 0.99)}
@@ -281,3 +282,84 @@ def test_image_stats_from_histograms_match_numpy():
         assert stats[name].shape == (3, 1, 1)
         np.testing.assert_allclose(stats[name].ravel(), value, atol=1e-12)
     assert stats["count"].tolist() == [20]
+
+
+def test_default_fps_is_30_whatever_the_control_rate(tmp_path):
+    make_episode(tmp_path / "a.h5", seconds=1.0)  # recorded at 100 Hz
+    report = export_lerobot([tmp_path / "a.h5"], tmp_path / "out")
+    info = json.loads((tmp_path / "out/meta/info.json").read_text())
+    assert report.fps == info["fps"] == 30 and info["features"]["observation.images.front"]["info"]["video.fps"] == 30
+    assert report.frames == [int(np.floor(make_episode_duration(tmp_path / "a.h5") * 30 + 1e-6)) + 1]
+
+
+def make_episode_duration(path):
+    with h5py.File(path, "r") as f:
+        t = f["ticks/t"][()]
+    return t[-1] - t[0]
+
+
+def test_worker_processes_write_the_same_dataset_as_the_serial_path(tmp_path):
+    """Two cameras encoded in two processes give byte-identical videos, tables and stats to workers=0."""
+    make_episode(tmp_path / "a.h5", seconds=1.0, depth=True)
+    make_episode(tmp_path / "b.h5", seconds=0.7, seed=3)
+    paths = [tmp_path / "a.h5", tmp_path / "b.h5"]
+    serial = export_lerobot(paths, tmp_path / "serial", workers=0)
+    parallel = export_lerobot(paths, tmp_path / "parallel", workers=2)
+    assert serial.frames == parallel.frames and serial.exported == parallel.exported == paths
+    files = sorted(p.relative_to(tmp_path / "serial") for p in (tmp_path / "serial").rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(tmp_path / "parallel") for p in (tmp_path / "parallel").rglob("*")
+                           if p.is_file())
+    for name in files:
+        if name.suffix in (".mp4", ".json"):
+            assert (tmp_path / "serial" / name).read_bytes() == (tmp_path / "parallel" / name).read_bytes(), name
+    for name in ("data/chunk-000/file-000.parquet", "meta/episodes/chunk-000/file-000.parquet"):
+        assert pq.read_table(tmp_path / "serial" / name).equals(pq.read_table(tmp_path / "parallel" / name))
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_cancel_leaves_nothing_behind(tmp_path, workers):
+    import threading
+
+    make_episode(tmp_path / "a.h5", seconds=1.0)
+    make_episode(tmp_path / "b.h5", seconds=1.0, seed=2)
+    cancel = threading.Event()
+    calls = []
+
+    def progress(done, total, message):
+        calls.append(message)
+        if "frames" in message:  # cancel while the first episode's video is being encoded
+            cancel.set()
+
+    from recordings.export_common import Cancelled
+
+    with pytest.raises(Cancelled):
+        export_lerobot([tmp_path / "a.h5", tmp_path / "b.h5"], tmp_path / "out", workers=workers,
+                       progress=progress, cancel=cancel)
+    assert not (tmp_path / "out").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.h5", "b.h5"]
+    assert any(m.startswith("exporting a.h5: ") and m.endswith(" frames") for m in calls)
+    assert not any("b.h5" in m for m in calls)
+
+
+@pytest.mark.parametrize("sampling", ["420", "422", "444"])
+def test_stats_samples_are_the_rgb_pixels_of_the_stored_jpeg(sampling):
+    """The sampled pixels come straight from the JPEG's planes: within JPEG upsampling noise of a full decode."""
+    import av
+    import cv2
+
+    from recordings.export_video import strided_rgb
+
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:240, 0:320]
+    image = np.stack([xx * 255 // 319, yy * 255 // 239, (xx + yy) % 256], axis=-1).astype(np.uint8)
+    image = np.clip(image + rng.normal(0, 3, image.shape), 0, 255).astype(np.uint8)
+    factor = {"420": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420, "422": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422,
+              "444": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444}[sampling]
+    ok, jpeg = cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90, cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
+                                                      factor])
+    frame = av.CodecContext.create("mjpeg", "r").decode(av.Packet(jpeg.tobytes()))[0]
+    assert frame.format.name == f"yuvj{sampling}p"
+    full = cv2.cvtColor(cv2.imdecode(jpeg, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    sampled = strided_rgb(frame, 3)
+    assert sampled.shape == full[::3, ::3].shape and sampled.dtype == np.uint8
+    assert np.abs(sampled.astype(int) - full[::3, ::3]).mean() < 1.5

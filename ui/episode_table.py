@@ -20,7 +20,7 @@ from ui.review_state import (
     problem_text,
 )
 
-COLUMNS = ("Name", "Task", "Success", "Duration", "Source", "Size", "Problem")
+COLUMNS = ("Name", "Task", "Success", "Duration", "Source", "Size", "Flags", "Problem")
 SORT_ROLE = QtCore.Qt.ItemDataRole.UserRole + 1
 PATH_ROLE = QtCore.Qt.ItemDataRole.UserRole + 2
 DAMAGED_COLOR = QtGui.QColor("#c62828")
@@ -50,8 +50,14 @@ class EpisodeTableModel(QtCore.QAbstractTableModel):
         return self._rows[row]
 
     def put(self, summary: EpisodeSummary) -> int:
-        """Replace the row of ``summary.path`` (or add one); returns its row."""
+        """Replace the row of ``summary.path`` (or add one); returns its row.
+
+        A summary without quality flags keeps the row's flags: they come with a
+        listing, which judges every episode against the others.
+        """
         row = self.row_of(summary.path)
+        if row is not None and not summary.flags:
+            summary.flags = self._rows[row].flags
         if row is None:
             row = len(self._rows)
             self.beginInsertRows(QtCore.QModelIndex(), row, row)
@@ -104,6 +110,8 @@ class EpisodeTableModel(QtCore.QAbstractTableModel):
                 return s.task
             if column == "Duration" and s.trimmed:
                 return f"trimmed: {s.duration_s:.2f} s kept of {s.full_duration_s:.2f} s"
+            if column == "Flags" and s.flags:
+                return "\n".join(f"{flag}: {why}" for flag, why in s.flags.items())
             return None
         if role == R.ForegroundRole:
             if s.damaged:
@@ -112,6 +120,8 @@ class EpisodeTableModel(QtCore.QAbstractTableModel):
                 return WARN_COLOR
             if column == "Success":
                 return SUCCESS_COLORS.get(s.success)
+            if column == "Flags" and s.flags:
+                return WARN_COLOR
             return None
         if role == R.FontRole and s.damaged and column == "Name":
             font = QtGui.QFont()
@@ -137,6 +147,8 @@ class EpisodeTableModel(QtCore.QAbstractTableModel):
             return s.who_drove
         if column == "Size":
             return format_size(s.size_bytes)
+        if column == "Flags":
+            return ", ".join(s.flags)
         return problem
 
     @staticmethod
@@ -153,11 +165,13 @@ class EpisodeTableModel(QtCore.QAbstractTableModel):
             return s.who_drove
         if column == "Size":
             return int(s.size_bytes)
+        if column == "Flags":
+            return len(s.flags)
         return problem
 
 
 class EpisodeFilterProxy(QtCore.QSortFilterProxyModel):
-    """Sorts by :data:`SORT_ROLE`; the filter text matches name, task and source."""
+    """Sorts by :data:`SORT_ROLE`; the filter text matches any column's text (name, task, source, flags…)."""
 
     def __init__(self, parent: QtCore.QObject | None = None) -> None:
         super().__init__(parent)

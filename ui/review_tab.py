@@ -19,6 +19,8 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from recordings.analysis.quality import check_dataset
+from recordings.analysis.trim import suggest_trim
 from recordings.export_aloha import export_aloha
 from recordings.export_common import ExportReport
 from recordings.export_lerobot import export_lerobot
@@ -55,15 +57,23 @@ LEVEL_STYLE = {"info": "", "ok": "color:#2e7d32", "warn": "color:#b26a00; font-w
 
 
 def list_episodes(folder: Path, progress: Callable[[int, int, str], None] | None = None) -> list[EpisodeSummary]:
-    """``recordings.library.list_dataset`` with progress (it opens every file: run it off the GUI thread)."""
+    """``recordings.library.list_dataset`` with quality flags and progress (it opens every file: run it off
+    the GUI thread)."""
     paths = episode_files(folder)
     out = []
     for i, path in enumerate(paths):
         if progress:
-            progress(i, len(paths), f"reading {path.name}")
+            progress(i, 2 * len(paths), f"reading {path.name}")
         out.append(summarize(path))
+
+    def checking(i: int, n: int, name: str) -> None:
+        if progress:
+            progress(n + i, 2 * n, f"checking {name}")
+
+    for summary, q in zip(out, check_dataset(paths, checking)):
+        summary.flags = q.flags
     if progress:
-        progress(len(paths), len(paths), "done")
+        progress(2 * len(paths), 2 * len(paths), "done")
     return out
 
 
@@ -139,7 +149,7 @@ class ReviewTab(QtWidgets.QWidget):
         self.folder_label.setWordWrap(True)
         self.refresh_button = self._button("Refresh", self.refresh, "List the dataset folder again")
         self.filter_edit = QtWidgets.QLineEdit()
-        self.filter_edit.setPlaceholderText("filter: name, task, source…")
+        self.filter_edit.setPlaceholderText("filter: name, task, source, flag…")
         self.filter_edit.setClearButtonEnabled(True)
         top = QtWidgets.QHBoxLayout()
         top.addWidget(self.filter_edit, 1)
@@ -188,6 +198,9 @@ class ReviewTab(QtWidgets.QWidget):
                                               "Keep only the range between the handles (the file keeps everything: "
                                               "Clear trim brings it back)")
         self.clear_trim_button = self._button("Clear trim", self.clear_trim, "Keep the whole recording again")
+        self.auto_trim_button = self._button("Suggest", self.suggest_trim,
+                                             "Put the handles around the recorded motion: idle start and end cut, "
+                                             "a short margin kept (Apply trim writes it)")
         self.trim_label = QtWidgets.QLabel()
         self.trim_label.setWordWrap(True)
         g = QtWidgets.QGridLayout(trim)
@@ -195,7 +208,8 @@ class ReviewTab(QtWidgets.QWidget):
         g.addWidget(self.out_button, 0, 1)
         g.addWidget(self.apply_trim_button, 1, 0)
         g.addWidget(self.clear_trim_button, 1, 1)
-        g.addWidget(self.trim_label, 2, 0, 1, 2)
+        g.addWidget(self.auto_trim_button, 2, 0)
+        g.addWidget(self.trim_label, 3, 0, 1, 2)
 
         label = QtWidgets.QGroupBox("Label")
         self.success_box = QtWidgets.QComboBox()
@@ -386,8 +400,8 @@ class ReviewTab(QtWidgets.QWidget):
 
     def _update_actions(self) -> None:
         has = self.loaded is not None
-        for w in (self.in_button, self.out_button, self.clear_trim_button, self.success_box, self.task_edit,
-                  self.save_label_button):
+        for w in (self.in_button, self.out_button, self.clear_trim_button, self.auto_trim_button, self.success_box,
+                  self.task_edit, self.save_label_button):
             w.setEnabled(has)
         self.apply_trim_button.setEnabled(has and self.player.trim is not None and self.player.trim.dirty)
         self.delete_button.setEnabled(self.table.current_path() is not None)
@@ -448,6 +462,22 @@ class ReviewTab(QtWidgets.QWidget):
             start, end = trim.saved
             self.show_message(f"{self.loaded.path.name}: keeps {start:.2f}–{end:.2f} s ({end - start:.2f} s) — "
                               "the trimmed-out parts stay in the file (Clear trim brings them back)", "ok")
+
+    def suggest_trim(self) -> None:
+        """Move the handles to the suggested kept range (``recordings.analysis.trim``); nothing is written."""
+        if self.loaded is None or self.player.trim is None:
+            return
+        try:
+            suggestion = suggest_trim(self.loaded.path)
+        except EpisodeError as exc:
+            self.show_message(f"Could not read {self.loaded.path.name}: {exc}", "error")
+            return
+        if suggestion.keep is None:
+            self.show_message(f"{self.loaded.path.name}: no motion found, the handles stay", "warn")
+            return
+        self.player.set_trim(*suggestion.keep)
+        self.show_message(f"{self.loaded.path.name}: suggested cut {suggestion.cut_start:.2f} s at the start and "
+                          f"{suggestion.cut_end:.2f} s at the end — Apply trim keeps it")
 
     def clear_trim(self) -> None:
         trim = self.player.trim

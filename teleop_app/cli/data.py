@@ -34,8 +34,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = es.add_parser("info", help="one episode in detail")
     p.add_argument("file", type=Path)
     p.add_argument("--json", action="store_true")
-    p = es.add_parser("trim", help="keep [start, end] s (non-destructive unless --apply)")
-    p.add_argument("file", type=Path)
+    p = es.add_parser("trim", help="keep [start, end] s (non-destructive unless --apply); --auto cuts idle ends")
+    p.add_argument("file", type=Path, help="an episode file (with --auto also a dataset folder)")
+    p.add_argument("--auto", action="store_true",
+                   help="cut the idle start and end found in the recorded motion (a short margin kept)")
+    p.add_argument("--dry-run", action="store_true", help="with --auto: print what would be cut, change nothing")
+    p.add_argument("--margin", type=float, default=None, help="with --auto: seconds kept around the motion (0.3)")
     p.add_argument("--start", type=float, default=None)
     p.add_argument("--end", type=float, default=None)
     p.add_argument("--apply", action="store_true", help="rewrite the file with only the kept range")
@@ -53,8 +57,27 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("file", type=Path)
     p = es.add_parser("repair", help="make a file left by a crash readable again")
     p.add_argument("file", type=Path)
-    p = es.add_parser("check", help="open every episode of a folder and report the damaged ones")
+    p = es.add_parser("check", help="open every episode of a folder and report the damaged and flagged ones")
     p.add_argument("dir", type=Path)
+    p.add_argument("--json", action="store_true")
+    where = "only episodes meeting KEY=VALUE or KEY!=VALUE (task, success, source, flag); repeat to combine"
+    for name, helptext in (("copy", "copy episodes into another dataset (new names; nothing replaced)"),
+                           ("move", "move episodes into another dataset (copied and checked first)")):
+        p = es.add_parser(name, help=helptext)
+        p.add_argument("episodes", nargs="+", help="episode files, dataset folders or glob patterns")
+        p.add_argument("--to", type=Path, required=True, help="the destination dataset folder (created if missing)")
+        p.add_argument("--where", action="append", default=[], help=where)
+    p = es.add_parser("merge", help="copy every episode of several datasets into one")
+    p.add_argument("datasets", nargs="+", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="the merged dataset folder (may exist: episodes are added)")
+    p.add_argument("--where", action="append", default=[], help=where)
+    p = es.add_parser("split", help="copy a dataset's episodes into train and validation datasets, by a seed")
+    p.add_argument("episodes", nargs="+", help="episode files, dataset folders or glob patterns")
+    p.add_argument("--train", type=Path, required=True)
+    p.add_argument("--val", type=Path, required=True)
+    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--where", action="append", default=[], help=where)
     p = es.add_parser("replay", help="play an episode's commanded joints on the robot, through the safety filter")
     p.add_argument("file", type=Path)
     p.add_argument("--rig", default=None, help="the robot to replay on (default: the simulated SO-101)")
@@ -62,16 +85,29 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ramp-speed", type=float, default=None,
                    help="rad/s of the fastest joint while moving to the first recorded pose (default 0.5)")
 
+    im = sub.add_parser("import", help="turn a dataset of another format into episode files")
+    ims = im.add_subparsers(dest="format", required=True)
+    p = ims.add_parser("lerobot", help="LeRobotDataset v3.0 (parquet + mp4)")
+    p.add_argument("dir", type=Path, help="the LeRobot dataset folder (with meta/info.json)")
+    p.add_argument("--out", type=Path, required=True, help="dataset folder of episode files (created if missing)")
+
     ex = sub.add_parser("export", help="export a dataset for training code")
     xs = ex.add_subparsers(dest="format", required=True)
     for name, helptext in (("lerobot", "LeRobotDataset v3.0 (parquet + mp4)"), ("aloha", "ALOHA/ACT HDF5")):
         p = xs.add_parser(name, help=helptext)
-        p.add_argument("dir", type=Path)
+        p.add_argument("dir", nargs="+", help="dataset folders, episode files or glob patterns")
+        p.add_argument("--where", action="append", default=[],
+                       help="only episodes meeting KEY=VALUE or KEY!=VALUE (task, success, source, flag)")
         p.add_argument("--out", type=Path, required=True)
-        p.add_argument("--fps", type=int, default=None, help="grid rate (default: lerobot the control rate, aloha 50)")
+        p.add_argument("--fps", type=int, default=None, help="grid rate (default: lerobot 30, aloha 50)")
         p.add_argument("--include-failures", action="store_true", help="also export episodes not labelled success")
         if name == "lerobot":
             p.add_argument("--codec", default="h264", help="video encoder: h264 (default), libsvtav1, hevc, …")
+            p.add_argument("--workers", type=int, default=None,
+                           help="encoder processes (default: one per camera, at most one per core; 0: none)")
+        else:
+            p.add_argument("--raw", action="store_true",
+                           help="store images as raw (T, H, W, 3) arrays instead of ALOHA's compressed JPEG rows")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     from recordings.reader import EpisodeError
     from teleop_app.errors import OperatorError
 
-    handler = {"collect": _collect, "episodes": _episodes, "export": _export}[args.command]
+    handler = {"collect": _collect, "episodes": _episodes, "export": _export, "import": _import}[args.command]
     try:
         return handler(args)
     except (EpisodeError, ValueError, OSError, ConfigError, DeviceError, OperatorError) as exc:
@@ -118,11 +154,14 @@ def _episodes(args: argparse.Namespace) -> int:
 
     action = args.action
     if action == "list":
+        from recordings.analysis.quality import check_dataset
+
         summaries = list_dataset(args.dir, trash=args.trash)
+        flags = [q.flags for q in check_dataset([s.path for s in summaries])]
         if args.json:
-            print(json.dumps([s.to_dict() for s in summaries], indent=2))
+            print(json.dumps([{**s.to_dict(), "flags": f} for s, f in zip(summaries, flags)], indent=2))
         else:
-            print(_table(summaries) if summaries else f"no episodes in {args.dir}")
+            print(_table(summaries, flags) if summaries else f"no episodes in {args.dir}")
         return 0
     if action == "info":
         s = summarize(args.file)
@@ -132,6 +171,10 @@ def _episodes(args: argparse.Namespace) -> int:
             print(_info(s))
         return 1 if s.damaged else 0
     if action == "trim":
+        if args.auto:
+            return _auto_trim(args)
+        if args.dry_run or args.margin is not None:
+            raise ValueError("--dry-run and --margin go with --auto")
         if args.clear:
             edit.clear_trim(args.file)
             print(f"{args.file}: keeping everything")
@@ -165,22 +208,34 @@ def _episodes(args: argparse.Namespace) -> int:
         print(report.text())
         return 0
     if action == "check":
+        from recordings.analysis.quality import check_dataset
         from recordings.library import episode_files
 
         files = episode_files(args.dir)
         progress = Progress("check")
-        damaged = []
+        damaged = {}
         for i, path in enumerate(files):
             progress(i, len(files), path.name)
             s = summarize(path)
             if s.damaged or s.status != "complete":
-                damaged.append((path, s.damaged or f"status {s.status!r}: run `teleop-app episodes repair {path}`"))
+                damaged[path] = s.damaged or f"status {s.status!r}: run `teleop-app episodes repair {path}`"
+        quality = check_dataset(files)
         progress(len(files), len(files), "")
         progress.close()
-        for path, reason in damaged:
+        if args.json:
+            print(json.dumps([{**q.to_dict(), "damaged": damaged.get(q.path)} for q in quality], indent=2))
+            return 1 if damaged else 0
+        for path, reason in damaged.items():
             print(f"DAMAGED {path}: {reason}")
-        print(f"{len(files) - len(damaged)}/{len(files)} episodes OK in {args.dir}")
+        for q in quality:
+            for flag, why in q.flags.items():
+                print(f"FLAGGED {q.path.name}: {flag} ({why})")
+        flagged = sum(1 for q in quality if q.flags)
+        print(f"{len(files) - len(damaged)}/{len(files)} episodes OK in {args.dir}, {flagged} flagged "
+              "(thresholds: docs/quality-flags.md)")
         return 1 if damaged else 0
+    if action in ("copy", "move", "merge", "split"):
+        return _dataset_op(args)
     if action == "replay":
         return _replay(args)
     raise ValueError(f"unknown action {action}")
@@ -226,23 +281,103 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dataset_op(args: argparse.Namespace) -> int:
+    from recordings import dataset_ops
+    from recordings.analysis.select import select
+
+    inputs = args.datasets if args.action == "merge" else args.episodes
+    if args.action == "merge":
+        missing = [str(d) for d in inputs if not Path(d).is_dir()]
+        if missing:
+            raise ValueError(f"not a dataset folder: {', '.join(missing)}")
+    files = select(dataset_ops.resolve(inputs), args.where)
+    if not files:
+        raise ValueError("no episode meets the --where conditions")  # resolve() refuses inputs without episodes
+    progress = Progress(args.action)
+    try:
+        if args.action == "split":
+            train, val = dataset_ops.split(files, args.train, args.val, args.val_fraction, args.seed)
+            print(f"split {len(files)} episode(s) with seed {args.seed}: {len(train.copied)} to {args.train}, "
+                  f"{len(val.copied)} to {args.val}")
+            return 0
+        if args.action == "move":
+            done = dataset_ops.move_episodes(files, args.to, progress)
+        else:
+            done = dataset_ops.copy_episodes(files, args.out if args.action == "merge" else args.to, progress)
+    finally:
+        progress.close()
+    for source, new in done.copied:
+        print(f"{source} -> {new}")
+    print(done.text({"copy": "copied", "move": "moved", "merge": "merged"}[args.action]))
+    return 0
+
+
+def _auto_trim(args: argparse.Namespace) -> int:
+    """Print the suggested cut of each episode as a table, then (unless --dry-run) set the kept ranges."""
+    from recordings import edit
+    from recordings.analysis.trim import MARGIN_S, suggest_trim
+    from recordings.library import episode_files
+    from recordings.reader import EpisodeError
+
+    if args.start is not None or args.end is not None or args.apply or args.clear:
+        raise ValueError("--auto finds the range itself: leave out --start, --end, --apply and --clear")
+    margin = MARGIN_S if args.margin is None else args.margin
+    if margin < 0:
+        raise ValueError("--margin must be ≥ 0 s")
+    if not args.file.exists():
+        raise ValueError(f"{args.file} does not exist")
+    files = episode_files(args.file) if args.file.is_dir() else [args.file]
+    if not files:
+        raise ValueError(f"no episodes in {args.file}")
+    rows = [("episode", "length", "kept now", "suggested", "cut start", "cut end", "")]
+    failed = 0
+    for path in files:
+        try:
+            s = suggest_trim(path, margin)
+        except EpisodeError as exc:
+            rows.append((path.name, "", "", "", "", "", f"unreadable: {exc}"))
+            failed += 1
+            continue
+        now = f"{s.current[0]:.2f}–{s.current[1]:.2f}"
+        if s.keep is None:
+            rows.append((path.name, f"{s.full_duration:.2f}s", now, "-", "", "", "no motion found: left as is"))
+            continue
+        what = "" if s.changes else "unchanged"
+        if s.changes and not args.dry_run:
+            try:
+                edit.set_trim(path, s.keep[0], s.keep[1])
+                what = "applied"
+            except (EpisodeError, ValueError) as exc:
+                what = f"not applied: {exc}"
+                failed += 1
+        rows.append((path.name, f"{s.full_duration:.2f}s", now, f"{s.keep[0]:.2f}–{s.keep[1]:.2f}",
+                     f"{s.cut_start:.2f}s", f"{s.cut_end:.2f}s", what))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    if args.dry_run:
+        print("dry run: nothing changed (kept ranges are non-destructive; `episodes trim --clear` undoes one)")
+    return 1 if failed else 0
+
+
 def _held_since(rig: Any, t: float) -> bool:
     """The loop has sent a kill-switch hold in a tick that started after ``t``."""
     last = rig.loop.latest()
     return last is not None and last.killed and last.t > t
 
 
-def _table(summaries: list[Any]) -> str:
-    rows = [("episode", "success", "duration", "ticks", "frames", "driven by", "size", "task")]
-    for s in summaries:
+def _table(summaries: list[Any], flags: list[dict[str, str]]) -> str:
+    rows = [("episode", "success", "duration", "ticks", "frames", "driven by", "size", "flags", "task")]
+    for s, flagged in zip(summaries, flags):
         if s.damaged:
-            rows.append((s.name, "DAMAGED", "", "", "", "", _mb(s.size_bytes), s.damaged))
+            rows.append((s.name, "DAMAGED", "", "", "", "", _mb(s.size_bytes), "", s.damaged))
             continue
         frames = "/".join(str(n) for n in s.frames.values()) or "-"
         source = s.who_drove
         dur = f"{s.duration_s:.1f}s" + ("*" if s.trimmed else "")
         status = s.success if s.status == "complete" else f"{s.success} (unfinished)"
-        rows.append((s.name, status, dur, str(s.ticks), frames, source, _mb(s.size_bytes), s.task))
+        rows.append((s.name, status, dur, str(s.ticks), frames, source, _mb(s.size_bytes), ",".join(flagged) or "-",
+                     s.task))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r[:-1], widths)) + "  " + r[-1] for r in rows]
     if any(s.trimmed for s in summaries):
@@ -274,24 +409,62 @@ def _mb(n: int) -> str:
 
 # -- export ----------------------------------------------------------------------------------
 def _export(args: argparse.Namespace) -> int:
-    from recordings.library import episode_files
+    """Ctrl+C cancels: the exporter stops within a frame and removes what it had written."""
+    import signal
+    import threading
 
-    files = episode_files(args.dir)
+    from recordings.analysis.select import select
+    from recordings.dataset_ops import resolve
+    from recordings.export_common import Cancelled
+
+    files = select(resolve(args.dir), args.where)
     if not files:
-        raise ValueError(f"no episodes in {args.dir}")
+        raise ValueError("no episode meets the --where conditions")  # resolve() refuses inputs without episodes
     progress = Progress(f"export {args.format}")
+    cancel = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
     try:
         if args.format == "lerobot":
             from recordings.export_lerobot import export_lerobot
 
             report = export_lerobot(files, args.out, fps=args.fps, include_failures=args.include_failures,
-                                    codec=args.codec, progress=progress)
+                                    codec=args.codec, progress=progress, workers=args.workers, cancel=cancel)
         else:
             from recordings.export_aloha import export_aloha
 
             report = export_aloha(files, args.out, fps=args.fps, include_failures=args.include_failures,
-                                  progress=progress)
+                                  progress=progress, compress=not args.raw, cancel=cancel)
+    except Cancelled:
+        progress.close()
+        print(f"export cancelled: nothing was written to {args.out}", file=sys.stderr)
+        return 130
     finally:
+        signal.signal(signal.SIGINT, previous)
+        progress.close()
+    print(report.text())
+    return 0
+
+
+# -- import ----------------------------------------------------------------------------------
+def _import(args: argparse.Namespace) -> int:
+    """Ctrl+C stops after removing the episode being written; the ones before it are whole and stay."""
+    import signal
+    import threading
+
+    from recordings.export_common import Cancelled
+    from recordings.import_lerobot import import_lerobot
+
+    progress = Progress("import lerobot")
+    cancel = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
+    try:
+        report = import_lerobot(args.dir, args.out, progress=progress, cancel=cancel)
+    except Cancelled:
+        progress.close()
+        print(f"import cancelled: the episodes imported so far are in {args.out}", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
         progress.close()
     print(report.text())
     return 0
