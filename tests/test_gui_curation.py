@@ -7,8 +7,8 @@ from PySide6 import QtCore
 
 from recordings.reader import Episode
 from synthetic_episodes import make_episode
-from teleop_app.console import Console
-from ui.bridge import ConsoleBridge
+from teleop_app.operator_session import OperatorSession
+from ui.bridge import SessionBridge
 from ui.episode_table import COLUMNS, SORT_ROLE, WARN_COLOR
 from ui.review_tab import ReviewTab
 
@@ -19,7 +19,7 @@ def tab(qtbot, sim_rig, tmp_path):
     folder.mkdir()
     make_episode(folder / "episode_000001.h5", seconds=1.0, seed=1)
     make_episode(folder / "episode_000002.h5", seconds=1.0, seed=2, idle=(0.5, 0.5), still_gripper=True)
-    widget = ReviewTab(ConsoleBridge(Console(sim_rig, folder)))
+    widget = ReviewTab(SessionBridge(OperatorSession(sim_rig, folder)))
     qtbot.addWidget(widget)
     widget.show()
     qtbot.waitUntil(lambda: not widget.listing)
@@ -50,7 +50,7 @@ def test_suggest_puts_the_trim_handles_around_the_motion(qtbot, sim_rig, tmp_pat
     folder.mkdir()
     path = folder / "episode_000001.h5"
     make_episode(path, seconds=2.0, idle=(0.6, 0.5))
-    widget = ReviewTab(ConsoleBridge(Console(sim_rig, folder)))
+    widget = ReviewTab(SessionBridge(OperatorSession(sim_rig, folder)))
     qtbot.addWidget(widget)
     widget.show()
     qtbot.waitUntil(lambda: not widget.listing)
