@@ -67,7 +67,7 @@ class LoadOptions:
             options["chunk_length"] = self.chunk_length
             if options.get("action_kind", ActionKind.JOINT) is ActionKind.JOINT:
                 options["action_dim"] = n_joints
-            mapping = DEFAULT_MAPPING if self.obs_map is None else dict(_key_stream(i) for i in self.obs_map)
+            mapping = DEFAULT_MAPPING if self.obs_map is None else dict(key_stream(i) for i in self.obs_map)
             missing = sorted({s.partition(":")[2] for s in mapped_streams(mapping) if s.startswith("image")}
                              - set(cameras))
             if missing:
@@ -91,7 +91,7 @@ class LoadOptions:
         return load_policy(self.spec.strip(), **self.client_options(cameras, n_joints))
 
 
-def _key_stream(item: str) -> tuple[str, str]:
+def key_stream(item: str) -> tuple[str, str]:
     key, sep, stream = item.partition("=")
     if not sep or not key or not stream:
         raise PolicyLoadError(f"--obs-map takes KEY=STREAM, not {item!r}")

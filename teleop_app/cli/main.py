@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     from teleop_app.cli import compare as cli_compare
     from teleop_app.cli import data as cli_data
     from teleop_app.cli import policy as cli_policy
+    from teleop_app.cli import serve as cli_serve
     from teleop_app.cli import train as cli_train
 
     cli_data.add_parsers(sub)
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     cli_policy.add_parsers(sub)
     cli_compare.add_parser(sub)
     cli_train.add_parser(sub)
+    cli_serve.add_parser(sub)
 
     args = parser.parse_args(argv)
     if args.command is None:
@@ -66,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         return cli_compare.run(args)
     if args.command == "train":
         return cli_train.run(args)
+    if args.command == "serve":
+        return cli_serve.run(args)
     return cli_data.run(args)
 
 
