@@ -5,7 +5,7 @@
 Runs the real command line (``teleop_app.cli.main``) after registering one more
 checkpoint kind: a ``.hold`` file holds JSON ``{"chunk": N, "drift": RAD,
 "bad": {"CALL": WHAT}}`` and loads as :class:`policy_helpers.HoldPolicy`
-(WHAT: ``"nan"``, ``"shape"``, ``"raise"``, … for that call number).
+(WHAT: ``"nan"``, ``"shape"``, ``"raise"``, ``["sleep", S]`` … for that call number).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from teleop_app.cli.main import main  # noqa: E402
 
 def load_hold(path: Path) -> HoldPolicy:
     spec = json.loads(Path(path).read_text())
-    bad = {int(n): what for n, what in spec.get("bad", {}).items()}
+    bad = {int(n): tuple(what) if isinstance(what, list) else what for n, what in spec.get("bad", {}).items()}
     return HoldPolicy(chunk=spec.get("chunk", 20), drift=spec.get("drift", 0.0), bad=bad)
 
 

@@ -199,6 +199,7 @@ def test_run_policy_drives_the_sim_through_a_served_checkpoint(checkpoint, tmp_p
 
 @pytest.mark.parametrize("bad, reason", [
     ("raise", "policy: openpi server error: second line: CUDA out of memory"),
+    (["sleep", 4.0], "policy: (no answer within 1.00 s|openpi server ws://127.0.0.1:\\d+: no reply within 1 s)"),
     ("nan", "policy: output has NaN in dim 3"),
     ("shape", "policy: openpi server error: policies.base.PolicyError: hold answered float64 (20, 5), "
               "its info says [k, 6] numbers"),
@@ -208,14 +209,15 @@ def test_a_failing_served_policy_stops_the_robot_with_the_reason(tmp_path, capsy
     try:
         code = run_cli(["run-policy", "--policy", server.url, "--episodes", "2", "--headless", "--seconds", "10",
                         "--task", "hold", "--out", str(tmp_path / "ds"), "--no-cameras", "--strategy", "open-loop",
-                        *STATE_MAP])
+                        "--timeout", "1", *STATE_MAP])
         err = capsys.readouterr().err
         assert code == 1, err
-        assert f"stopped by the kill switch ({reason})" in err, err
+        stopped = re.search(r"stopped by the kill switch \((.*)\); the last episode", err)
+        assert stopped and re.fullmatch(reason if isinstance(bad, list) else re.escape(reason), stopped[1]), err
         [path] = (tmp_path / "ds").glob("episode_*.h5")
         with Episode.open(path) as ep:
-            assert ep.meta["success"] == "false" and reason in ep.meta["notes"] and ep.duration < 5
-        if bad != "nan":
+            assert ep.meta["success"] == "false" and stopped[1] in ep.meta["notes"]
+        if bad in ("raise", "shape"):
             assert "error answering 127.0.0.1:" in server.err
         assert healthz(server.port)[0] == 200
     finally:
@@ -235,7 +237,6 @@ def test_a_server_killed_mid_rollout_stops_run_policy(tmp_path, capsys):
     killer = threading.Thread(target=kill_when_serving, daemon=True)
     killer.start()
     try:
-        t0 = time.monotonic()
         code = run_cli(["run-policy", "--policy", server.url, "--episodes", "1", "--headless", "--seconds", "20",
                         "--task", "hold", "--out", str(tmp_path / "ds"), "--no-cameras", "--timeout", "2",
                         *STATE_MAP])
@@ -243,7 +244,6 @@ def test_a_server_killed_mid_rollout_stops_run_policy(tmp_path, capsys):
         assert killed.is_set() and code == 1, err
         assert re.search(r"stopped by the kill switch \(policy: (cannot connect to|openpi server "
                          r"ws://127\.0\.0\.1:\d+ closed the connection)", err), err
-        assert time.monotonic() - t0 < 15
         assert server.wait() == -signal.SIGKILL
     finally:
         killer.join(timeout=5)
