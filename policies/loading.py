@@ -157,7 +157,11 @@ def load_policy(spec: str, **options: Any) -> Policy:
         from policies.lerobot_client import LeRobotClient
 
         lerobot = LeRobotClient(spec, **options)
-        lerobot.connect()
+        try:
+            lerobot.connect()
+        except BaseException:
+            lerobot.close()
+            raise
         return lerobot
     if spec.startswith(("http://", "https://")):
         from policies.openvla_client import OpenVLAClient
