@@ -8,7 +8,9 @@ binary msgpack observation dict and gets a binary msgpack result dict
 {"infer_ms", "prev_total_ms"}}``. A failure while answering sends the traceback
 as a *text* frame and closes with code 1011 (the server keeps serving other
 connections). ``GET /healthz`` answers 200 ``OK``. Arrays are encoded as in
-:mod:`policies.msgpack_numpy`.
+:mod:`policies.msgpack_numpy`. Newer openpi clients mark episodes with
+``{"__ctrl__": "episode_start" | "episode_end", ...}``; those get
+``{"__ack__": ...}`` (the start resets the policy) and are not inferences.
 
 An observation dict is turned back into an :class:`~policies.observation.Observation`
 by inverting a client mapping (by default the client's
@@ -152,7 +154,11 @@ class PolicyServer:
                 return
             t_start = time.monotonic()
             try:
-                reply = self._answer(message)
+                request = self._decode(message)
+                if "__ctrl__" in request:  # openpi's episode_start / episode_end: acknowledged, not timed
+                    ws.send(msgpack_numpy.packb(self._control(request)))
+                    continue
+                reply = self._answer(request)
                 reply["server_timing"] = {"infer_ms": (time.monotonic() - t_start) * 1e3}
                 if prev_total_ms is not None:
                     reply["server_timing"]["prev_total_ms"] = prev_total_ms
@@ -171,12 +177,24 @@ class PolicyServer:
                 return
             prev_total_ms = (time.monotonic() - t_start) * 1e3
 
-    def _answer(self, message: str | bytes) -> dict[str, Any]:
+    @staticmethod
+    def _decode(message: str | bytes) -> Mapping[str, Any]:
         if isinstance(message, str):
             raise PolicyError("expected a binary msgpack observation, got a text frame")
         request = msgpack_numpy.unpackb(message)
         if not isinstance(request, Mapping):
             raise PolicyError(f"expected an observation dict, got {type(request).__name__}")
+        return request
+
+    def _control(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """The acknowledgement of an episode marker; a new episode resets the policy's per-episode state."""
+        ctrl = request["__ctrl__"]
+        if ctrl == "episode_start":
+            with self._lock:
+                self.policy.reset()
+        return {"__ack__": ctrl if ctrl in ("episode_start", "episode_end") else "ignored"}
+
+    def _answer(self, request: Mapping[str, Any]) -> dict[str, Any]:
         with self._lock:
             self.requests += 1
             observation = to_observation(request, self.mapping, self.requests)

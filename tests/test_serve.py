@@ -126,6 +126,9 @@ def test_the_wire_follows_openpi(checkpoint):
             metadata = msgpack_numpy.unpackb(first)
             assert metadata["policy_info"] == {"name": "tiny.pt", "action_kind": "joint", "action_dim": 6,
                                                "chunk_length": 16, "normalization": "none", "stats": None}
+            ws.send(msgpack_numpy.packb({"__ctrl__": "episode_start", "__experiment__": "x", "__task__": "",
+                                         "__episode_id__": 1}))
+            assert msgpack_numpy.unpackb(ws.recv(timeout=10)) == {"__ack__": "episode_start"}
             replies = []
             for _ in range(3):  # strictly alternating
                 ws.send(msgpack_numpy.packb(request(np.zeros(6))))
