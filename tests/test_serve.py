@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from policies import msgpack_numpy
@@ -255,13 +256,20 @@ def test_a_server_killed_mid_rollout_stops_run_policy(tmp_path, capsys):
 
 # -- the command -------------------------------------------------------------------------------
 def test_ctrl_c_stops_the_server_and_a_public_address_is_announced(tmp_path):
-    server = Served(hold_policy(tmp_path), "--host", "0.0.0.0")
+    server = Served(hold_policy(tmp_path), "--host", "0.0.0.0", *STATE_MAP)
     try:
         assert "warning: listening on 0.0.0.0:" in server.err and "no authentication" in server.err
         assert healthz(server.port)[0] == 200
-        server.proc.send_signal(signal.SIGINT)
+        with connect(f"ws://127.0.0.1:{server.port}", compression=None, max_size=None, open_timeout=10) as ws:
+            ws.recv(timeout=10)
+            ws.send(msgpack_numpy.packb({"observation/state": np.zeros(6, np.float32), "prompt": "hold"}))
+            assert msgpack_numpy.unpackb(ws.recv(timeout=10))["actions"].shape == (20, 6)
+            server.proc.send_signal(signal.SIGINT)  # with a client connected: it is told the server goes away
+            with pytest.raises(ConnectionClosed):
+                ws.recv(timeout=10)
+            assert ws.protocol.close_rcvd.code == 1001
         assert server.wait() == 0
-        assert "serve: stopped after 0 request(s)" in server.err and "Traceback" not in server.err
+        assert "serve: stopped after 1 request(s)" in server.err and "Traceback" not in server.err
     finally:
         server.stop()
     local = Served(hold_policy(tmp_path))
