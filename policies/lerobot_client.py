@@ -215,7 +215,8 @@ class LeRobotClient(Policy):
         try:
             timed = wire.loads(data)
         except Exception as exc:  # a payload that is not an action chunk: say what it was
-            raise PolicyError(f"LeRobot server {self.target} sent an unreadable chunk ({exc})") from None
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise PolicyError(f"LeRobot server {self.target} sent an unreadable chunk ({first})") from None
         if not isinstance(timed, list) or not timed or not all(isinstance(a, wire.TimedAction) for a in timed):
             raise PolicyError(f"LeRobot server {self.target} sent {type(timed).__name__}, not a list of TimedAction")
         rows = []

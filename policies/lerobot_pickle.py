@@ -12,7 +12,9 @@ server builds its own classes from them.
 connections the user marked trusted (``--trust-pickle``); it additionally
 refuses every global outside a short allowlist (these stand-ins, numpy's and
 torch's array rebuilders, ``collections.OrderedDict``), so an unexpected
-payload is an error naming the global rather than a call into it.
+payload is an error naming the global rather than a call into it; a tensor's
+storage bytes are read with ``torch.load(weights_only=True)``, not the full
+``torch.load`` LeRobot's pickles name.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ _ALLOWED = {
     ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
     ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
     ("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_tensor"),
-    ("torch.storage", "_load_from_bytes"), ("torch", "FloatStorage"), ("torch", "DoubleStorage"),
+    ("torch", "FloatStorage"), ("torch", "DoubleStorage"),
     ("torch", "HalfStorage"), ("torch", "BFloat16Storage"), ("torch", "float32"), ("torch", "float64"),
 }
 
@@ -76,10 +78,19 @@ class _Pickler(pickle._Pickler):  # the Python pickler: its save_global can name
         self.memoize(obj)
 
 
+def _storage_from_bytes(data: bytes) -> Any:
+    """What ``torch.storage._load_from_bytes`` gives, without its full (code-running) ``torch.load``."""
+    import torch
+
+    return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+
+
 class _Unpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in _FROM_WIRE:
             return _FROM_WIRE[module, name]
+        if (module, name) == ("torch.storage", "_load_from_bytes"):  # a tensor's storage: weights-only load
+            return _storage_from_bytes
         if (module, name) in _ALLOWED:
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"refused to load {module}.{name} (not part of an action chunk)")

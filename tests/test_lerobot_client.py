@@ -8,6 +8,7 @@ feature names that do not match, the refusal to connect without
 from __future__ import annotations
 
 import json
+import io
 import os
 import pickle
 import queue
@@ -158,8 +159,18 @@ class _Boom:
         return (os.system, ("echo pwned > /dev/null",))
 
 
+class _BoomInStorage:
+    """A 'tensor storage' whose bytes are a full torch pickle that would call os.system."""
+
+    def __reduce__(self):
+        inner = io.BytesIO()
+        torch.save(_Boom(), inner, _use_new_zipfile_serialization=False)
+        return (torch.storage._load_from_bytes, (inner.getvalue(),))
+
+
 @pytest.mark.parametrize("payload, message", [
     (pickle.dumps(_Boom()), r"unreadable chunk \(refused to load (posix|os)\.system"),
+    (pickle.dumps(_BoomInStorage()), r"unreadable chunk \(Weights only load failed"),
     (pickle.dumps({"actions": [1, 2]}), "sent dict, not a list of TimedAction"),
     (b"\x80\x04garbage", "unreadable chunk"),
 ])
@@ -167,8 +178,9 @@ def test_a_payload_that_is_not_a_chunk_is_refused(server, payload, message):
     server.respond = lambda obs, n: ("raw", payload)
     policy = options(server).load(CAMERAS, 6)
     try:
-        with pytest.raises(PolicyError, match=message):
+        with pytest.raises(PolicyError, match=message) as caught:
             policy.predict(observation())
+        assert "\n" not in str(caught.value)
     finally:
         policy.close()
 
