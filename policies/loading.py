@@ -1,8 +1,10 @@
 """``load_policy(spec)``: a policy from a server address or a checkpoint file.
 
 ``ws://HOST:PORT`` (or ``wss://``) connects to an openpi server,
-``http(s)://HOST:PORT/act`` talks to an OpenVLA deploy server, anything else is
-a checkpoint file loaded by the loader registered for its suffix.
+``http(s)://HOST:PORT/act`` talks to an OpenVLA deploy server,
+``lerobot+grpc://HOST:PORT`` to LeRobot's async-inference policy server (only
+with ``trust_pickle``: its protocol carries Python pickles), anything else is a
+checkpoint file loaded by the loader registered for its suffix.
 
 Checkpoint loaders are ``"module:function"`` targets imported only when a file
 of that kind is loaded (the torch-based built-in policy must not be imported
@@ -24,7 +26,7 @@ from typing import Any
 
 from policies.base import ActionKind, Policy
 
-SERVER_SCHEMES = ("ws://", "wss://", "http://", "https://")
+SERVER_SCHEMES = ("ws://", "wss://", "http://", "https://", "lerobot+grpc://")
 
 FILE_LOADERS: dict[str, str | Callable[..., Policy]] = {".pt": "policies.builtin.checkpoint:load"}
 """Checkpoint suffix (``".pt"``) -> loader, as ``"module:function"`` or a callable."""
@@ -50,6 +52,11 @@ class LoadOptions:
     camera: str | None = None  # OpenVLA: the camera whose image is sent (None: the first)
     unnorm_key: str | None = None  # OpenVLA: dataset statistics to un-normalize with
     timeout_s: float = 5.0  # an answer later than this stops the robot
+    lerobot_policy: str | None = None  # LeRobot: the server-side policy type (act, smolvla, pi0, …)
+    lerobot_pretrained: str | None = None  # LeRobot: the policy's hub id or path on the server
+    lerobot_device: str = "cpu"  # LeRobot: where the server runs the policy
+    lerobot_cameras: tuple[str, ...] | None = None  # LeRobot: "POLICY_NAME=RIG_CAMERA" items; None: every camera
+    trust_pickle: bool = False  # LeRobot: the user accepts that the server's pickles run code here
 
     def client_options(self, cameras: Sequence[str], n_joints: int) -> dict[str, Any]:
         """``load_policy`` options for a rig with these cameras and joints (servers only; {} for files).
@@ -67,7 +74,7 @@ class LoadOptions:
             options["chunk_length"] = self.chunk_length
             if options.get("action_kind", ActionKind.JOINT) is ActionKind.JOINT:
                 options["action_dim"] = n_joints
-            mapping = DEFAULT_MAPPING if self.obs_map is None else dict(_key_stream(i) for i in self.obs_map)
+            mapping = DEFAULT_MAPPING if self.obs_map is None else dict(key_stream(i) for i in self.obs_map)
             missing = sorted({s.partition(":")[2] for s in mapped_streams(mapping) if s.startswith("image")}
                              - set(cameras))
             if missing:
@@ -75,6 +82,8 @@ class LoadOptions:
                                       f"{', '.join(cameras) or 'none'}: pass --obs-map KEY=STREAM for what the "
                                       "server needs")
             options["mapping"] = mapping
+        elif spec.startswith("lerobot+grpc://"):
+            options.update(self._lerobot_options(cameras, n_joints))
         elif spec.startswith(("http://", "https://")):
             camera = self.camera or (cameras[0] if cameras else None)
             if camera is None or camera not in cameras:
@@ -86,15 +95,46 @@ class LoadOptions:
             return {}
         return options
 
+    def _lerobot_options(self, cameras: list[str], n_joints: int) -> dict[str, Any]:
+        from policies.base import PolicyError
+        from policies.lerobot_client import check_features, expected_features
+
+        if not self.trust_pickle:
+            from policies.lerobot_client import PICKLE_WARNING
+
+            raise PolicyLoadError(f"refusing to connect to {self.spec.strip()}: {PICKLE_WARNING}")
+        if not self.lerobot_policy or not self.lerobot_pretrained:
+            raise PolicyLoadError("a LeRobot server needs --lerobot-policy TYPE and --lerobot-pretrained "
+                                  "NAME_OR_PATH (what it should load)")
+        if self.action_kind not in (None, "joint"):
+            raise PolicyLoadError("LeRobot policies answer joint targets: leave out --action-kind")
+        if self.lerobot_cameras is None:
+            mapping = {c: c for c in cameras}
+        else:
+            mapping = dict(key_stream(i, "--lerobot-camera", "POLICY_NAME=RIG_CAMERA") for i in self.lerobot_cameras)
+        missing = sorted(set(mapping.values()) - set(cameras))
+        if missing:
+            raise PolicyLoadError(f"--lerobot-camera uses camera(s) {', '.join(missing)} but the rig has "
+                                  f"{', '.join(cameras) or 'none'}")
+        expected = expected_features(self.lerobot_pretrained)
+        if expected is not None:
+            try:
+                check_features(mapping, n_joints, expected)
+            except PolicyError as exc:
+                raise PolicyLoadError(str(exc)) from None
+        return {"policy_type": self.lerobot_policy, "pretrained": self.lerobot_pretrained,
+                "device": self.lerobot_device, "cameras": mapping, "action_dim": n_joints,
+                "actions_per_chunk": self.chunk_length or 50, "trust_pickle": True}
+
     def load(self, cameras: Sequence[str], n_joints: int) -> Policy:
         """Connect to the server or load the checkpoint, for a rig with these cameras and joints."""
         return load_policy(self.spec.strip(), **self.client_options(cameras, n_joints))
 
 
-def _key_stream(item: str) -> tuple[str, str]:
+def key_stream(item: str, flag: str = "--obs-map", form: str = "KEY=STREAM") -> tuple[str, str]:
     key, sep, stream = item.partition("=")
     if not sep or not key or not stream:
-        raise PolicyLoadError(f"--obs-map takes KEY=STREAM, not {item!r}")
+        raise PolicyLoadError(f"{flag} takes {form}, not {item!r}")
     return key, stream
 
 
@@ -129,14 +169,24 @@ def load_policy(spec: str, **options: Any) -> Policy:
         client = OpenPIClient(spec, **options)
         client.connect()
         return client
+    if spec.startswith("lerobot+grpc://"):
+        from policies.lerobot_client import LeRobotClient
+
+        lerobot = LeRobotClient(spec, **options)
+        try:
+            lerobot.connect()
+        except BaseException:
+            lerobot.close()
+            raise
+        return lerobot
     if spec.startswith(("http://", "https://")):
         from policies.openvla_client import OpenVLAClient
 
         return OpenVLAClient(spec, **options)
     path = Path(spec)
     if not path.is_file():
-        raise PolicyLoadError(f"{spec}: no such checkpoint file (a server is ws://HOST:PORT for openpi or "
-                              "http://HOST:PORT/act for OpenVLA)")
+        raise PolicyLoadError(f"{spec}: no such checkpoint file (a server is ws://HOST:PORT for openpi, "
+                              "http://HOST:PORT/act for OpenVLA or lerobot+grpc://HOST:PORT for LeRobot)")
     loader = FILE_LOADERS.get(path.suffix.lower())
     if loader is None:
         known = ", ".join(sorted(FILE_LOADERS)) or "none registered"

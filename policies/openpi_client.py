@@ -9,6 +9,11 @@ the server's traceback: an error, after which it closes the connection.
 ``GET /healthz`` answers 200 while the server lives. Arrays travel as in
 :mod:`policies.msgpack_numpy`.
 
+A server run by ``teleop-app serve`` (:mod:`policies.serve`) puts its policy's
+info in the metadata (``policy_info``); the client adopts what the user left
+open (action kind, dim, chunk length, normalization) and refuses a server whose
+policy contradicts what the user or the rig said.
+
 Unlike the reference client this one has timeouts on every receive, refuses
 to wait forever, and reconnects once (re-sending the observation) when the
 connection drops without an error; a second failure is an error, which the
@@ -30,7 +35,7 @@ from websockets.sync.client import ClientConnection, connect
 from drivers.types import EE_DELTA_DIM
 from policies import msgpack_numpy
 from policies.base import ActionKind, Policy, PolicyError, PolicyInfo
-from policies.observation import Observation
+from policies.observation import ActionStats, Observation
 
 DEFAULT_MAPPING: dict[str, Any] = {
     "observation/image": "image:front",
@@ -65,12 +70,14 @@ def mapped_streams(mapping: Mapping[str, Any]) -> list[str]:
 
 
 class OpenPIClient(Policy):
-    def __init__(self, url: str, *, action_kind: ActionKind = ActionKind.JOINT, action_dim: int | None = None,
+    def __init__(self, url: str, *, action_kind: ActionKind | None = None, action_dim: int | None = None,
                  chunk_length: int | None = None, mapping: Mapping[str, Any] | None = None,
                  api_key: str | None = None, timeout_s: float = 5.0, connect_timeout_s: float = 5.0) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("ws", "wss") or not parts.hostname:
             raise ValueError(f"an openpi server address looks like ws://HOST:PORT, not {url!r}")
+        self._given = {"action_kind": action_kind, "action_dim": action_dim, "chunk_length": chunk_length}
+        action_kind = ActionKind.JOINT if action_kind is None else action_kind
         if action_dim is None:
             if action_kind is not ActionKind.EE_DELTA:
                 raise ValueError("give action_dim for joint actions (the robot's number of joints)")
@@ -105,8 +112,40 @@ class OpenPIClient(Policy):
             raise PolicyError(f"openpi server {self.url} error: {_last_line(first)}")
         metadata = msgpack_numpy.unpackb(first)
         self.server_metadata = metadata if isinstance(metadata, dict) else {}
+        served = self.server_metadata.get("policy_info")
+        if isinstance(served, dict):
+            try:
+                self.info = self._adopt(served)
+            except PolicyError:
+                ws.close()
+                raise
         self._ws = ws
         return self.server_metadata
+
+    def _adopt(self, served: dict[str, Any]) -> PolicyInfo:
+        """This client's info with the served policy's filled in; PolicyError where they contradict."""
+        try:
+            kind = ActionKind(served["action_kind"])
+            dim = int(served["action_dim"])
+            chunk = None if served.get("chunk_length") is None else int(served["chunk_length"])
+            stats = ActionStats.from_dict(served["stats"]) if served.get("stats") else None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PolicyError(f"openpi server {self.url} sent unreadable policy_info ({exc})") from None
+        given = self._given
+        if given["action_kind"] is not None and given["action_kind"] is not kind:
+            raise PolicyError(f"the policy served at {self.url} answers {kind.value} actions, not "
+                              f"{given['action_kind'].value}")
+        expected = EE_DELTA_DIM if kind is ActionKind.EE_DELTA else given["action_dim"]
+        if expected is not None and dim != expected:
+            raise PolicyError(f"the policy served at {self.url} answers {dim}-dim {kind.value} actions, this robot "
+                              f"takes {expected}")
+        if given["chunk_length"] is not None and chunk is not None and chunk != given["chunk_length"]:
+            raise PolicyError(f"the policy served at {self.url} answers {chunk} actions per chunk, not "
+                              f"{given['chunk_length']}")
+        name = str(served.get("name") or "")
+        return PolicyInfo(kind, dim, chunk if chunk is not None else given["chunk_length"],
+                          name=f"openpi {self.url}" + (f" ({name})" if name else ""),
+                          normalization=str(served.get("normalization") or "none"), stats=stats)
 
     def close(self) -> None:
         ws, self._ws = self._ws, None

@@ -60,17 +60,22 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     return data
 
 
-def load(path: Path, *, threads: int = 1) -> BuiltinPolicy:
+def load(path: Path, *, threads: int = 1, device: str = "cpu") -> BuiltinPolicy:
     """The policy in checkpoint ``path`` (the ``.pt`` loader of :mod:`policies.loading`).
 
     ``threads``: torch threads for inference. One by default: the policy shares
     the app process with the control loop, the recorder and the GUI.
+    ``device``: ``"cpu"`` or ``"cuda"`` (``teleop-app serve --device`` on a GPU box).
     """
+    if device not in ("cpu", "cuda"):
+        raise PolicyLoadError(f"device {device!r}: the built-in policy runs on cpu or cuda")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise PolicyLoadError("device cuda: this torch build sees no CUDA GPU (use --device cpu)")
     data = read_checkpoint(path)
     try:
         config = BuiltinConfig.from_dict(data["config"])
         norm = Normalization.from_dict(data["normalization"])
-        policy = BuiltinPolicy(config, norm, data["state_dict"], name=Path(path).name)
+        policy = BuiltinPolicy(config, norm, data["state_dict"], name=Path(path).name, device=device)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise PolicyLoadError(f"{Path(path).name}: damaged built-in policy checkpoint ({exc})") from None
     torch.set_num_threads(threads)
@@ -81,12 +86,13 @@ class BuiltinPolicy(Policy):
     """Answers absolute joint targets for ``config.chunk_length`` ticks, interpolated from the predicted ones."""
 
     def __init__(self, config: BuiltinConfig, norm: Normalization, state_dict: Mapping[str, torch.Tensor],
-                 name: str = "builtin") -> None:
+                 name: str = "builtin", device: str = "cpu") -> None:
         self.config = config
         self.norm = norm
+        self.device = torch.device(device)
         self.net = BuiltinNet(config)
         self.net.load_state_dict(state_dict)
-        self.net.eval()
+        self.net.to(self.device).eval()
         self.info = PolicyInfo(ActionKind.JOINT, config.dim, config.chunk_length, name=name)
         self._words: dict[str, torch.Tensor] = {}
 
@@ -108,7 +114,8 @@ class BuiltinPolicy(Policy):
             words = self._words[observation.task] = torch.from_numpy(encode_task(observation.task, cfg.vocab)[None])
         state = torch.from_numpy(self.norm.state(q).astype(np.float32)[None])
         with torch.inference_mode():
-            out = self.net(torch.from_numpy(images[None]), state, words).numpy()
+            dev = self.device
+            out = self.net(torch.from_numpy(images[None]).to(dev), state.to(dev), words.to(dev)).cpu().numpy()
         # Far from the demonstrations a regression can point past anything demonstrated (and out of the
         # runner's spec, which stops the robot): keep to the demonstrated range instead.
         targets = np.clip(decode_targets(out, cfg, self.norm)[0], self.norm.target_min, self.norm.target_max)

@@ -25,8 +25,11 @@ class TrainOptions:
     label_sigma: float = 2.0  # bins, spread of the binned head's labels
     channels: int = 16
     threads: int = 2
+    device: str = "cpu"  # or "cuda"; under torchrun each process takes the GPU of its LOCAL_RANK
 
     def __post_init__(self) -> None:
+        if self.device not in ("cpu", "cuda"):
+            raise ValueError(f"unknown device {self.device!r} (cpu or cuda)")
         if self.head not in HEADS:
             raise ValueError(f"unknown head {self.head!r} (known: {', '.join(HEADS)})")
         small = [name for name, value, least in (

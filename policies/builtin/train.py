@@ -6,6 +6,13 @@ a few thousand distinct frames the encoder otherwise memorizes pixels), the
 measured joints a little Gaussian noise (so the policy has seen states slightly
 off the demonstrations it must recover from). AdamW with a cosine learning-rate
 decay after a short warm-up.
+
+Under ``torchrun`` (see :mod:`.distributed`) the same call trains data-parallel:
+every process loads the samples, a ``DistributedSampler`` gives each its share
+of every epoch, the per-process batch is ``batch_size / world size`` (the
+optimizer sees the same total batch and number of steps as one process), DDP
+averages the gradients, and rank 0 alone calls ``on_epoch`` and writes the
+checkpoint (in the same format). Every process returns the same losses.
 """
 
 from __future__ import annotations
@@ -19,6 +26,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.nn import functional as F
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DistributedSampler
+
+from policies.builtin import distributed
 
 from policies.builtin.checkpoint import save_checkpoint
 from policies.builtin.dataset import Demos, ProgressFn, load_demos
@@ -54,7 +65,15 @@ class TrainResult:
 
 def train(folder: Path, out: Path, options: TrainOptions = TrainOptions(), *,
           on_load: ProgressFn | None = None, on_epoch: Callable[[EpochReport], None] | None = None) -> TrainResult:
-    """Train on the episodes in ``folder`` and write the checkpoint ``out``."""
+    """Train on the episodes in ``folder`` and write the checkpoint ``out`` (data-parallel under torchrun)."""
+    world = distributed.from_env()
+    with distributed.started(world, options.device) as device:
+        return _train(folder, out, options, world, device, on_load if world.is_main else None,
+                      on_epoch if world.is_main else None)
+
+
+def _train(folder: Path, out: Path, options: TrainOptions, world: distributed.World, device: torch.device,
+           on_load: ProgressFn | None, on_epoch: Callable[[EpochReport], None] | None) -> TrainResult:
     torch.set_num_threads(options.threads)
     torch.manual_seed(options.seed)
     rng = np.random.default_rng(options.seed)
@@ -66,11 +85,16 @@ def train(folder: Path, out: Path, options: TrainOptions = TrainOptions(), *,
                            image_size=options.image_size, steps=options.steps, stride=options.stride,
                            head=options.head, channels=options.channels, vocab=demos.vocab)
     norm = Normalization.of(demos.state, demos.targets)
-    batches = _Batches(demos, config, norm, options, rng)
-    net = BuiltinNet(config)
+    # each process its own augmentation stream; one process keeps the single-process stream
+    batches = _Batches(demos, config, norm, options,
+                       np.random.default_rng([options.seed, world.rank]) if world.distributed else rng)
+    net = BuiltinNet(config).to(device)
+    model = DistributedDataParallel(net) if world.distributed else net
     result = TrainResult(out, len(demos), len(demos.episodes), demos.skipped, load_s=time.monotonic() - t0)
 
-    per_epoch = math.ceil(len(demos) / options.batch_size)
+    per_epoch = math.ceil(len(demos) / options.batch_size)  # optimizer steps, whatever the world size
+    sampler = (DistributedSampler(range(len(demos)), num_replicas=world.size, rank=world.rank, shuffle=True,
+                                  seed=options.seed) if world.distributed else None)
     total = per_epoch * options.epochs
     opt = torch.optim.AdamW(net.parameters(), lr=options.lr, weight_decay=options.weight_decay)
     warmup = min(200, total // 10 + 1)
@@ -78,29 +102,38 @@ def train(folder: Path, out: Path, options: TrainOptions = TrainOptions(), *,
         opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
     t_train = time.monotonic()
     with torch.no_grad():
-        result.initial_loss = float(_loss(net, config, *batches.batch(np.arange(min(len(demos), 256)), False)))
+        first = batches.batch(np.arange(min(len(demos), 256)), False)
+        result.initial_loss = float(_loss(net, config, *(t.to(device) for t in first)))
     for epoch in range(options.epochs):
-        net.train()
+        model.train()
+        if sampler is None:
+            order = rng.permutation(len(demos))
+        else:
+            sampler.set_epoch(epoch)
+            order = np.fromiter(sampler, dtype=np.int64)
         losses = []
-        for idx in np.array_split(rng.permutation(len(demos)), per_epoch):
-            loss = _loss(net, config, *batches.batch(idx, True))
+        for idx in np.array_split(order, per_epoch):
+            loss = _loss(model, config, *(t.to(device) for t in batches.batch(idx, True)))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
             losses.append(float(loss.detach()))
-        result.losses.append(float(np.mean(losses)))
+        result.losses.append(distributed.mean(float(np.mean(losses)), world, device))
         if on_epoch is not None:
             elapsed = time.monotonic() - t_train
             on_epoch(EpochReport(epoch + 1, options.epochs, result.losses[-1],
                                  len(demos) * (epoch + 1) / elapsed, elapsed))
     result.train_s = time.monotonic() - t_train
     net.eval()
+    if not world.is_main:
+        return result
+    net.cpu()
     result.error_rad = _error_rad(net, config, norm, batches, rng)
     save_checkpoint(out, config, norm, net, training={
         "folder": str(folder), "episodes": [p.name for p in demos.episodes], "samples": len(demos),
         "skipped": demos.skipped, "options": asdict(options), "losses": result.losses,
-        "error_rad": result.error_rad, "train_s": result.train_s,
+        "error_rad": result.error_rad, "train_s": result.train_s, "processes": world.size,
     })
     return result
 

@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     from teleop_app.cli import data as cli_data
     from teleop_app.cli import doctor as cli_doctor
     from teleop_app.cli import policy as cli_policy
+    from teleop_app.cli import serve as cli_serve
     from teleop_app.cli import train as cli_train
 
     cli_data.add_parsers(sub)
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     cli_compare.add_parser(sub)
     cli_train.add_parser(sub)
     cli_doctor.add_parser(sub)
+    cli_serve.add_parser(sub)
 
     args = parser.parse_args(argv)
     if args.command is None:
@@ -69,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         return cli_train.run(args)
     if args.command == "doctor":
         return cli_doctor.run(args)
+    if args.command == "serve":
+        return cli_serve.run(args)
     return cli_data.run(args)
 
 

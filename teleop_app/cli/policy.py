@@ -24,7 +24,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("run-policy", help="roll out a policy headless and record each rollout")
     p.add_argument("--policy", required=True,
-                   help="ws://HOST:PORT (openpi server), http://HOST:PORT/act (OpenVLA server) or a checkpoint file")
+                   help="ws://HOST:PORT (openpi server), http://HOST:PORT/act (OpenVLA server), "
+                        "lerobot+grpc://HOST:PORT (LeRobot async-inference server) or a checkpoint file")
     p.add_argument("--headless", action="store_true", help="no window (required: this command has none)")
     p.add_argument("--episodes", type=int, default=1)
     p.add_argument("--seconds", type=float, default=30.0, help="longest rollout")
@@ -46,6 +47,17 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                         "image_chw:CAM) as observation key KEY; repeat for each key")
     p.add_argument("--unnorm-key", default=None, help="OpenVLA: dataset statistics to un-normalize with")
     p.add_argument("--camera", default=None, help="OpenVLA: the camera whose image is sent (default: the first)")
+    p.add_argument("--lerobot-policy", default=None, metavar="TYPE",
+                   help="LeRobot: the policy type the server loads (act, smolvla, diffusion, pi0, pi05, …)")
+    p.add_argument("--lerobot-pretrained", default=None, metavar="NAME_OR_PATH",
+                   help="LeRobot: the policy's hub id or path, as the server sees it")
+    p.add_argument("--lerobot-device", default="cpu", help="LeRobot: where the server runs the policy (default cpu)")
+    p.add_argument("--lerobot-camera", action="append", default=None, metavar="POLICY_NAME=RIG_CAMERA",
+                   help="LeRobot: send rig camera RIG_CAMERA as the policy's observation.images.POLICY_NAME; "
+                        "repeat for each (default: every rig camera under its own name)")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="LeRobot: connect although its protocol sends Python pickles, which run code here when "
+                        "loaded (only for a server you control)")
     add_batch_arguments(p)
     p.add_argument("--stats-json", type=Path, default=None, help="write loop and policy statistics here")
     p.add_argument("--takeover", default=None, metavar="INPUT",
@@ -81,7 +93,10 @@ def load_options(args: argparse.Namespace) -> Any:
 
     return LoadOptions(spec=args.policy.strip(), action_kind=args.action_kind, chunk_length=args.chunk_length,
                        obs_map=None if args.obs_map is None else tuple(args.obs_map), camera=args.camera,
-                       unnorm_key=args.unnorm_key, timeout_s=args.timeout)
+                       unnorm_key=args.unnorm_key, timeout_s=args.timeout, lerobot_policy=args.lerobot_policy,
+                       lerobot_pretrained=args.lerobot_pretrained, lerobot_device=args.lerobot_device,
+                       lerobot_cameras=None if args.lerobot_camera is None else tuple(args.lerobot_camera),
+                       trust_pickle=args.trust_pickle)
 
 
 def _takeover(args: argparse.Namespace, rig: Any) -> Any:

@@ -1,4 +1,8 @@
-"""``teleop-app train``: train the built-in policy on a folder of episodes and write a ``.pt`` checkpoint."""
+"""``teleop-app train``: train the built-in policy on a folder of episodes and write a ``.pt`` checkpoint.
+
+Launched by ``torchrun`` it trains data-parallel (see :mod:`policies.builtin.distributed`);
+only rank 0 prints and writes the checkpoint.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     from policies.builtin.options import HEADS, TrainOptions
 
     d = TrainOptions()
-    p = sub.add_parser("train", help="train the built-in policy on a folder of episodes (CPU, minutes)")
+    p = sub.add_parser(
+        "train", help="train the built-in policy on a folder of episodes (CPU, minutes)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train the built-in policy on a folder of episodes and write a .pt checkpoint.",
+        epilog="Data-parallel (PyTorch DDP): launch the same command with torchrun; --batch-size is the total\n"
+               "over all processes, rank 0 writes the checkpoint and the log.\n"
+               "  one machine:  torchrun --nproc-per-node 2 -m teleop_app.cli train demos/ --out p.pt --threads 1\n"
+               "  two machines: torchrun --nnodes 2 --nproc-per-node 4 --rdzv-backend c10d \\\n"
+               "                  --rdzv-id job1 --rdzv-endpoint HOST0:29400 -m teleop_app.cli train demos/ \\\n"
+               "                  --out p.pt --device cuda      (run on each machine; the data on each)")
     p.add_argument("dir", type=Path, help="dataset folder of episode files")
     p.add_argument("--out", type=Path, required=True, help="checkpoint file to write (.pt)")
     p.add_argument("--epochs", type=int, default=d.epochs, help=f"passes over the samples (default {d.epochs})")
@@ -25,9 +38,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--image-size", type=int, default=d.image_size,
                    help=f"square image size the policy sees (default {d.image_size})")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"samples per step (default {d.batch_size})")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"samples per step, in total over all processes under torchrun (default {d.batch_size})")
     p.add_argument("--threads", type=int, default=d.threads,
                    help=f"torch threads (default {d.threads}; 1 leaves a core to the rest of the machine)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default=d.device,
+                   help="where to train (default cpu; torchrun with cuda gives each process its LOCAL_RANK GPU)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from policies.builtin import distributed
     from policies.builtin.options import TrainOptions
     from policies.builtin.train import EpochReport, train
 
@@ -49,7 +65,8 @@ def _train(args: argparse.Namespace) -> int:
                          "run-policy finds their loader)")
     options = TrainOptions(epochs=args.epochs, head=args.head, include_failures=args.include_failures,
                            seed=args.seed, image_size=args.image_size, batch_size=args.batch_size,
-                           threads=args.threads)
+                           threads=args.threads, device=args.device)
+    main = distributed.from_env().is_main
     loading = Progress("train: loading")
 
     def on_epoch(r: EpochReport) -> None:
@@ -60,6 +77,8 @@ def _train(args: argparse.Namespace) -> int:
         result = train(args.dir, args.out, options, on_load=loading, on_epoch=on_epoch)
     finally:
         loading.close()
+    if not main:
+        return 0
     skipped = ", ".join(f"{n} {why}" for why, n in sorted(result.skipped.items()))
     size_mb = args.out.stat().st_size / 1e6
     print(f"{args.out}  {size_mb:.1f} MB")
