@@ -194,7 +194,7 @@ def test_run_policy_drives_the_sim_through_a_served_checkpoint(checkpoint, tmp_p
         [path] = (tmp_path / "ds").glob("episode_*.h5")
         with Episode.open(path) as ep:
             ticks = ep.ticks()
-            assert ep.meta["notes"] == f"policy {server.url}, strategy async"
+            assert ep.meta["notes"].startswith(f"policy {server.url}, strategy async, threshold half a chunk")
         assert set(ticks["source_names"][ticks["source"]]) == {"policy"}
         assert "client 127.0.0.1:" in server.err and "connected" in server.err
     finally:
