@@ -547,6 +547,8 @@ class OperatorSession:
     def reset_scene(self, seed: int | None = None) -> bool:
         """Put the cube somewhere new (sim); False where the robot cannot reset itself."""
         with self._lock:
+            if self.stopped:
+                raise OperatorError("the robot is stopped: re-arm it before resetting the scene (a reset moves the arm)")
             if self.recording:
                 raise OperatorError("keep or discard the episode before resetting the scene")
             ok = bool(self.rig.loop.reset_scene(seed).result(timeout=5))

@@ -57,6 +57,8 @@ def test_start_needs_a_task_and_an_armed_robot(session):
     session.stop()
     with pytest.raises(OperatorError, match="re-arm"):
         session.start_episode()
+    with pytest.raises(OperatorError, match="re-arm it before resetting the scene"):
+        session.reset_scene()  # a reset moves the arm: never while STOPPED
     session.rearm()
     path = session.start_episode()
     assert session.recording and session.mode is Mode.TELEOP and path.parent == session.dataset_dir
