@@ -146,6 +146,10 @@ def test_escape_stops_on_the_next_tick_and_rearm_resumes(qtbot, console_window, 
     assert all(s == "kill" for _, _, s in held)
     assert all(np.allclose(q, held[0][1]) for _, q, _ in held)  # and it stays held
     assert "STOPPED" in window.safety_label.text() and window.rearm_button.isEnabled()
+    window.live.refresh()  # what a key does is what the panel shows: Enter and N do nothing while STOPPED
+    panel = window.live.recording
+    assert not panel.buttons["start"].isEnabled() and not panel.buttons["reset"].isEnabled()
+    assert "Re-arm" in panel.message.text()
     window.grab().save(str(tmp_path / "stopped.png"))
 
     # Esc is STOP even while typing in a text field
@@ -157,6 +161,8 @@ def test_escape_stops_on_the_next_tick_and_rearm_resumes(qtbot, console_window, 
     t_rearm = time.monotonic()
     QtTest.QTest.keyClick(window.windowHandle(), Key.Key_R, QtCore.Qt.KeyboardModifier.ControlModifier)
     assert not rig.kill.latched and "ARMED" in window.safety_label.text()
+    window.live.refresh()
+    assert panel.buttons["start"].isEnabled() and panel.buttons["reset"].isEnabled()
     qtbot.wait(300)
     assert any(s == "scripted" for t, _, s in rig.robot.command_log if t > t_rearm)  # the expert drives again
 

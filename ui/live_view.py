@@ -92,6 +92,7 @@ class LiveView(QtWidgets.QWidget):
         self.recording.show_state(
             recording=session.recording, elapsed_s=session.elapsed_s, episodes=self._episode_count(),
             folder=str(session.dataset_dir), task=session.task, can_reset=rig.robot.can_reset_scene,
+            armed=not session.stopped and (session.running is None or session.running.kind is RunKind.EPISODE),
         )
         self.recording.message.setText(self._next_step())
 
@@ -112,6 +113,8 @@ class LiveView(QtWidgets.QWidget):
         if last is not None and last.kind is RunKind.EPISODE:
             name = last.path.name if last.path else "The episode"
             done = f"{name}: {'discarded' if last.path is None else 'kept as ' + last.outcome}. "
+        if session.stopped:
+            return done + "The robot is stopped: check the scene, then <b>Re-arm</b> (Ctrl+R)."
         if not session.task:
             return done + ("Type what the robot should do in <b>Task</b> and press <b>Enter</b>; "
                            "<b>Enter</b> again starts recording.")

@@ -76,11 +76,12 @@ class RecordingPanel(QtWidgets.QGroupBox):
             self.folder_chosen.emit(folder)
 
     def show_state(self, *, recording: bool, elapsed_s: float, episodes: int, folder: str, task: str,
-                   can_reset: bool) -> None:
-        self.buttons["start"].setEnabled(not recording)
+                   can_reset: bool, armed: bool = True) -> None:
+        """``armed``: the robot may move and nothing else runs (no STOP, no rollout, no replay)."""
+        self.buttons["start"].setEnabled(armed and not recording)
         for name in ("success", "failure", "discard"):
             self.buttons[name].setEnabled(recording)
-        self.buttons["reset"].setEnabled(can_reset and not recording)
+        self.buttons["reset"].setEnabled(can_reset and armed and not recording)
         self.folder.setEnabled(not recording)
         self.task.setEnabled(not recording)
         if not self.folder.hasFocus() and self.folder.text() != folder:
