@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -407,64 +408,57 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
 
 
-# -- export ----------------------------------------------------------------------------------
-def _export(args: argparse.Namespace) -> int:
-    """Ctrl+C cancels: the exporter stops within a frame and removes what it had written."""
+# -- export and import ----------------------------------------------------------------------
+def _cancellable(label: str, work: Callable[[Progress, Any], Any], cancelled: str) -> int:
+    """Run ``work(progress, cancel)`` with Ctrl+C setting ``cancel``; print its report, or ``cancelled`` (exit 130)."""
     import signal
     import threading
 
+    from recordings.export_common import Cancelled
+
+    progress = Progress(label)
+    cancel = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
+    try:
+        report = work(progress, cancel)
+    except Cancelled:
+        progress.close()
+        print(cancelled, file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        progress.close()
+    print(report.text())
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    """Ctrl+C cancels: the exporter stops within a frame and removes what it had written."""
     from recordings.analysis.select import select
     from recordings.dataset_ops import resolve
-    from recordings.export_common import Cancelled
 
     files = select(resolve(args.dir), args.where)
     if not files:
         raise ValueError("no episode meets the --where conditions")  # resolve() refuses inputs without episodes
-    progress = Progress(f"export {args.format}")
-    cancel = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
-    try:
+
+    def export(progress: Progress, cancel: Any) -> Any:
         if args.format == "lerobot":
             from recordings.export_lerobot import export_lerobot
 
-            report = export_lerobot(files, args.out, fps=args.fps, include_failures=args.include_failures,
-                                    codec=args.codec, progress=progress, workers=args.workers, cancel=cancel)
-        else:
-            from recordings.export_aloha import export_aloha
+            return export_lerobot(files, args.out, fps=args.fps, include_failures=args.include_failures,
+                                  codec=args.codec, progress=progress, workers=args.workers, cancel=cancel)
+        from recordings.export_aloha import export_aloha
 
-            report = export_aloha(files, args.out, fps=args.fps, include_failures=args.include_failures,
-                                  progress=progress, compress=not args.raw, cancel=cancel)
-    except Cancelled:
-        progress.close()
-        print(f"export cancelled: nothing was written to {args.out}", file=sys.stderr)
-        return 130
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        progress.close()
-    print(report.text())
-    return 0
+        return export_aloha(files, args.out, fps=args.fps, include_failures=args.include_failures,
+                            progress=progress, compress=not args.raw, cancel=cancel)
+
+    return _cancellable(f"export {args.format}", export, f"export cancelled: nothing was written to {args.out}")
 
 
-# -- import ----------------------------------------------------------------------------------
 def _import(args: argparse.Namespace) -> int:
     """Ctrl+C stops after removing the episode being written; the ones before it are whole and stay."""
-    import signal
-    import threading
-
-    from recordings.export_common import Cancelled
     from recordings.import_lerobot import import_lerobot
 
-    progress = Progress("import lerobot")
-    cancel = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())
-    try:
-        report = import_lerobot(args.dir, args.out, progress=progress, cancel=cancel)
-    except Cancelled:
-        progress.close()
-        print(f"import cancelled: the episodes imported so far are in {args.out}", file=sys.stderr)
-        return 130
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        progress.close()
-    print(report.text())
-    return 0
+    return _cancellable("import lerobot",
+                        lambda progress, cancel: import_lerobot(args.dir, args.out, progress=progress, cancel=cancel),
+                        f"import cancelled: the episodes imported so far are in {args.out}")
