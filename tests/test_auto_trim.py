@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,17 +11,9 @@ from recordings.analysis.trim import MARGIN_S, active_ticks, suggest_range, sugg
 from recordings.edit import set_trim
 from recordings.reader import Episode
 
+from command import cli  # isort: skip
 from synthetic_episodes import make_episode  # isort: skip
 
-BIN = Path(sys.executable).parent / "teleop-app"
-
-
-def cli(*args, code=0):
-    out = subprocess.run([str(BIN), *map(str, args)], capture_output=True, text=True, timeout=120,
-                         stdin=subprocess.DEVNULL)
-    assert out.returncode == code, out.stdout + out.stderr
-    assert "Traceback" not in out.stderr
-    return out
 
 
 @pytest.mark.parametrize("idle, noise", [((1.0, 1.5), 0.0), ((0.6, 0.0), 0.002), ((0.0, 2.0), 0.002)])

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,17 +13,9 @@ from recordings.analysis.select import Condition, select
 from recordings.edit import label
 from recordings.reader import Episode
 
+from command import cli  # isort: skip
 from synthetic_episodes import make_episode  # isort: skip
 
-BIN = Path(sys.executable).parent / "teleop-app"
-
-
-def cli(*args, code=0):
-    out = subprocess.run([str(BIN), *map(str, args)], capture_output=True, text=True, timeout=120,
-                         stdin=subprocess.DEVNULL)
-    assert out.returncode == code, out.stdout + out.stderr
-    assert "Traceback" not in out.stderr
-    return out
 
 
 def digest(path):

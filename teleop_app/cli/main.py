@@ -57,23 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(["gui"])
     if args.command == "gui":
         return _gui(args.rig, args.dataset, args.operator)
-    if args.command == "devices":
-        return _devices(args)
-    if args.command == "teleop":
-        return _teleop(args)
-    if args.command == "calibrate":
-        return cli_calibrate.run(args)
-    if args.command == "run-policy":
-        return cli_policy.run(args)
-    if args.command == "compare":
-        return cli_compare.run(args)
-    if args.command == "train":
-        return cli_train.run(args)
-    if args.command == "doctor":
-        return cli_doctor.run(args)
-    if args.command == "serve":
-        return cli_serve.run(args)
-    return cli_data.run(args)
+    commands = {"devices": _devices, "teleop": _teleop, "calibrate": cli_calibrate.run, "run-policy": cli_policy.run,
+                "compare": cli_compare.run, "train": cli_train.run, "doctor": cli_doctor.run, "serve": cli_serve.run}
+    return commands.get(args.command, cli_data.run)(args)
 
 
 def _add_gui_options(p: argparse.ArgumentParser) -> None:
