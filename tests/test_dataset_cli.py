@@ -153,3 +153,18 @@ def test_check_finds_damaged_files_and_commands_explain(dataset, tmp_path):
                  ["episodes", "restore", folder / "nothing.h5"]):
         out = cli(*args, check=False)
         assert out.returncode in (1, 2) and (out.stderr.strip() or out.stdout.strip())
+
+
+def test_a_reader_that_stops_early_ends_the_listing_quietly(tmp_path):
+    """`teleop-app episodes list DIR --json | head` used to print "[Errno 32] Broken pipe"."""
+    from command import BIN
+    from synthetic_episodes import make_episode
+
+    first = tmp_path / "episode_000001.h5"
+    make_episode(first, seconds=0.5, seed=0)
+    for i in range(2, 301):  # enough listing to overflow the pipe's buffer
+        (tmp_path / f"episode_{i:06d}.h5").hardlink_to(first)
+    out = subprocess.run(["bash", "-o", "pipefail", "-c", f'"{BIN}" episodes list --json "{tmp_path}" | head -c 20'],
+                         capture_output=True, text=True, timeout=120)
+    assert out.stdout.startswith("[") and out.stderr == ""
+    assert out.returncode == 141  # as a shell reports a writer stopped by SIGPIPE

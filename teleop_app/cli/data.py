@@ -120,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
     handler = {"collect": _collect, "episodes": _episodes, "export": _export, "import": _import}[args.command]
     try:
         return handler(args)
+    except BrokenPipeError:
+        raise  # the reader of our output went away (`| head`): main() ends quietly
     except (EpisodeError, ValueError, OSError, ConfigError, DeviceError, OperatorError) as exc:
         return fail(exc)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -59,7 +60,22 @@ def main(argv: list[str] | None = None) -> int:
         return _gui(args.rig, args.dataset, args.operator)
     commands = {"devices": _devices, "teleop": _teleop, "calibrate": cli_calibrate.run, "run-policy": cli_policy.run,
                 "compare": cli_compare.run, "train": cli_train.run, "doctor": cli_doctor.run, "serve": cli_serve.run}
-    return commands.get(args.command, cli_data.run)(args)
+    try:
+        return commands.get(args.command, cli_data.run)(args)
+    except BrokenPipeError:
+        return _reader_gone()
+
+
+def _reader_gone() -> int:
+    """The program reading our output closed it (``teleop-app episodes list DIR | head``): stop quietly.
+
+    What is left in stdout's buffer is dropped (the interpreter would fail flushing it at exit),
+    and the status is the one a shell gives a command killed by SIGPIPE.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + signal.SIGPIPE
 
 
 def _add_gui_options(p: argparse.ArgumentParser) -> None:
