@@ -33,6 +33,7 @@ from recordings.analysis.compare import (
 )
 from recordings.analysis.metrics import METRICS
 from recordings.analysis.report import PHASE_COLORS, phase_means, write_report
+from recordings.analysis.verdict import findings, share_text
 from recordings.library import episode_files
 from teleop_app.events import Event
 from ui.bridge import SessionBridge
@@ -374,7 +375,7 @@ class CompareTab(QtWidgets.QWidget):
         self._draw_histogram(c)
         self._draw_phases(c)
         self._fill_table(c)
-        colour = "#fff3e0" if c.slower else "#e8f5e9"
+        colour = "#e8f5e9" if c.ok else "#fff3e0"  # green only when the analysis says ok
         self.verdict_label.setStyleSheet(f"font-size:15px; font-weight:bold; padding:6px; background:{colour};"
                                          "border-radius:4px")
         self.verdict_label.setText(c.verdict)
@@ -544,25 +545,32 @@ def diagnosis_html(c: Comparison) -> str:
     """The diagnosis for the tab's text view (Qt's rich-text subset of HTML)."""
     e = html.escape
     parts = []
-    if c.causes:
-        for i, cause in enumerate(c.causes, 1):
-            effect = f" <span style='color:#666'>(≈ {cause.explains_s:.1f} s per episode)</span>" \
-                if cause.explains_s is not None else ""
-            parts.append(f"<h3 style='margin-bottom:2px'>{i}. {e(cause.title)}{effect}</h3><ul style='margin-top:2px'>"
-                         + "".join(f"<li>{e(x)}</li>" for x in cause.evidence)
-                         + f"</ul><p style='color:#1b5e20'><b>Fix:</b> {e(cause.fix)}</p>")
-    elif c.slower:
-        parts.append("<p>No known cause shows in the data. What was checked:</p>")
-    else:
-        parts.append("<p style='color:#555'>Nothing to explain. The checks, for reference:</p>")
-    if not c.causes:
-        for check in c.checks:
-            parts.append(f"<p><b>{e(check.title)}</b>: no<br><span style='color:#555'>"
-                         + "<br>".join(e(x) for x in check.evidence) + "</span></p>")
-    else:
-        quiet = [check.title for check in c.checks if not check.fired]
-        if quiet:
-            parts.append("<p style='color:#555'>Checked, not found: " + e("; ".join(quiet)) + ".</p>")
+    for i, cause in enumerate(c.causes, 1):
+        share = share_text(cause, c.gap_s) if c.slower else ""
+        effect = f" <span style='color:#666'>({e(share)})</span>" if share else ""
+        parts.append(f"<h3 style='margin-bottom:2px'>{i}. {e(cause.title)}{effect}</h3><ul style='margin-top:2px'>"
+                     + "".join(f"<li>{e(x)}</li>" for x in cause.evidence)
+                     + f"</ul><p style='color:#1b5e20'><b>Fix:</b> {e(cause.fix)}</p>")
+    if c.phase is not None:
+        parts.append(f"<h3 style='margin-bottom:2px'>{e(c.phase.text())}</h3>")
+    found = findings(c.checks)
+    if found:
+        parts.append("<p><b>" + ("Also measured" if c.causes else "Measured differences") + ":</b> "
+                     + e("; ".join(found)) + "</p>")
+    rows = c.duration_rows()
+    if rows:
+        parts.append("<p style='color:#555'>" + "<br>".join(
+            f"{e(label)}: human {fmt_value(mc.key, mc.human.stat('mean'))}, policy "
+            f"{fmt_value(mc.key, mc.policy.stat('mean'))}, {e(fmt_ratio(mc))}" for label, mc in rows) + "</p>")
+    parts.append("<p><b>Every check</b> <span style='color:#555'>(evidence that crosses its threshold in "
+                 "red)</span></p>")
+    status_style = {"fires": "color:#c62828", "partly": "color:#b26a00", "no": "color:#555"}
+    for check in c.checks:
+        lines = [f"<span style='color:#c62828'>{e(x.text)}</span>" if x.met else e(x.text) for x in check.criteria]
+        lines += [e(x) for x in check.context]
+        parts.append(f"<p><b>{e(check.title)}</b>: <b style='{status_style[check.status]}'>"
+                     f"{e(check.status_text())}</b><br><span style='color:#555'>" + "<br>".join(lines)
+                     + "</span></p>")
     sets = (f"<p style='color:#555'><b style='color:{HUMAN_COLOR}'>human</b>: {len(c.human)} episode(s) from "
             f"{e(c.labels[0])}<br><b style='color:{POLICY_COLOR}'>policy</b>: {len(c.policy)} episode(s) from "
             f"{e(c.labels[1])}</p>")
