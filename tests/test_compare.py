@@ -392,7 +392,7 @@ def test_partial_evidence_is_named_not_reported_as_no(tmp_path):
     jitter = next(x for x in c.checks if x.id == "jitter")
     assert jitter.status == "partly" and jitter.status_text() == "partly (1 of 2 conditions)"
     assert [x.met for x in jitter.criteria] == [True, False]
-    assert jitter.criteria[0].finding in c.verdict and "Measured differences: jittery commands" in c.verdict
+    assert jitter.criteria[0].finding in c.verdict and "Measured differences: high-frequency commands" in c.verdict
     assert "No cause found" not in c.verdict
     assert "jittery actions (a zig-zag path longer than the human's): partly (1 of 2 conditions)" in c.text()
 

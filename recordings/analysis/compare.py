@@ -669,7 +669,7 @@ def _check_jitter(metrics: dict[str, MetricComparison], policy: list[EpisodeMetr
     criteria = [
         Criterion(f"{_hf_line(hf)} (the cause needs ≥ {JITTER_HF_RATIO:g}× the human's and ≥ {HF_MIN:.0%})",
                   _fin(hf.ratio) and hf.ratio >= JITTER_HF_RATIO and _fin(p_hf) and p_hf >= HF_MIN,
-                  f"jittery commands (high-frequency share {fmt_value(hf.key, p_hf)} vs "
+                  f"high-frequency commands (share {fmt_value(hf.key, p_hf)} vs "
                   f"{fmt_value(hf.key, hf.human.stat('mean'))}, {_times(hf.ratio)} the demos')"),
         Criterion(f"{_path_line(path)} (the cause needs ≥ {PATH_LONGER:g}× with the CI above 1)",
                   _fin(path.ratio) and path.ratio >= PATH_LONGER and _fin(path.ci_low) and path.ci_low > 1.0,
