@@ -3,7 +3,8 @@
 The rollouts are written with known causes (``speed_episodes``): demos that
 idle at both ends and a policy that idles longer and waits for inference, so
 the tab must show both causes, and what it draws must be the comparison's
-numbers. Rollouts that never succeed get a verdict that says so, not in green. ``TELEOP_DOCS_SCREENSHOT=1`` also writes ``docs/compare-tab.png``.
+numbers. Rollouts that never succeed get a verdict that says so, not in green.
+``TELEOP_DOCS_SCREENSHOT=1`` also writes ``docs/compare-tab.png``.
 """
 
 from __future__ import annotations

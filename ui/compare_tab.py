@@ -5,7 +5,9 @@ globs, or one dataset folder (the session's) split by who drove the ticks.
 The metrics are computed in a worker; the tab then shows the end-effector
 speed over normalized time (median and p25–p75 band per set), the duration
 histograms, the phase bars, the metrics table with policy/human ratios and
-their bootstrap confidence intervals, and the diagnosis with its evidence.
+their bootstrap confidence intervals, and the verdict and diagnosis with their
+evidence, as the analysis decided them (:mod:`recordings.analysis.verdict`):
+the verdict is green only when the comparison is ``ok``.
 Both the picture (PNG) and the full HTML report can be saved.
 
 Keys (while the focus is inside this tab): Enter in a set field or Ctrl+Enter
@@ -31,9 +33,9 @@ from recordings.analysis.compare import (
     fmt_value,
     resolve_set,
 )
+from recordings.analysis.comparison import findings, share_text
 from recordings.analysis.metrics import METRICS
 from recordings.analysis.report import PHASE_COLORS, phase_means, write_report
-from recordings.analysis.verdict import findings, share_text
 from recordings.library import episode_files
 from teleop_app.events import Event
 from ui.bridge import SessionBridge

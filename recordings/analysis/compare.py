@@ -55,33 +55,35 @@ import glob
 import math
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from recordings.format import SUFFIX
 from recordings.library import episode_files
-from recordings.analysis.metrics import METRIC_BY_KEY, METRIC_KEYS, PROFILE_POINTS, EpisodeMetrics, Metric, metrics_of
+from recordings.analysis.comparison import (
+    CI_LEVEL,
+    Check,
+    Comparison,
+    Criterion,
+    Distribution,
+    MetricComparison,
+    fmt_ratio,
+    fmt_value,
+)
+from recordings.analysis.metrics import METRIC_KEYS, EpisodeMetrics, metrics_of
 from recordings.analysis.verdict import (
-    Outcome,
-    PhaseFinding,
     allot_shares,
     consistency_problems,
     dominant_phase,
     failures_of,
-    findings,
     like_for_like,
     outcome_of,
-    share_text,
-    success_lower,
     verdict_text,
 )
 
 RESAMPLES = 2000
 SEED = 0
-CI_LEVEL = 0.95
 
 IDLE_ENDS_MIN_S = 0.5
 IDLE_ENDS_MIN_SHARE = 0.10
@@ -153,246 +155,6 @@ def bootstrap_ratio(human: np.ndarray, policy: np.ndarray, *, resamples: int = R
     alpha = (1.0 - CI_LEVEL) / 2
     lo, hi = np.quantile(boot, [alpha, 1 - alpha])
     return ratio, float(lo), float(hi)
-
-
-@dataclass
-class Distribution:
-    values: np.ndarray  # finite values only
-
-    @property
-    def n(self) -> int:
-        return int(self.values.size)
-
-    def stat(self, name: str) -> float:
-        if not self.n:
-            return math.nan
-        if name == "mean":
-            return float(np.mean(self.values))
-        return float(np.percentile(self.values, {"median": 50, "p25": 25, "p75": 75, "min": 0, "max": 100}[name]))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"n": self.n, **{k: _num(self.stat(k)) for k in ("mean", "median", "p25", "p75", "min", "max")},
-                "values": [float(x) for x in self.values]}
-
-
-@dataclass
-class MetricComparison:
-    key: str
-    human: Distribution
-    policy: Distribution
-    ratio: float
-    ci_low: float
-    ci_high: float
-
-    @property
-    def metric(self) -> Metric:
-        return METRIC_BY_KEY[self.key]
-
-    def to_dict(self) -> dict[str, Any]:
-        m = self.metric
-        return {"key": self.key, "label": m.label, "unit": m.unit, "help": m.help, "human": self.human.to_dict(),
-                "policy": self.policy.to_dict(), "ratio": _num(self.ratio), "ci": [_num(self.ci_low),
-                                                                                 _num(self.ci_high)]}
-
-
-@dataclass(frozen=True)
-class Criterion:
-    """One condition of a check: its evidence line (with the threshold it is held to) and whether it holds.
-
-    ``finding`` is the difference in plain words, named in the verdict when the
-    criterion holds even if the rest of its check does not (None for
-    preconditions such as "the demos idle at their ends").
-    """
-
-    text: str
-    met: bool
-    finding: str | None = None
-
-
-@dataclass
-class Check:
-    """One known cause of a slow policy: its criteria, whether they hold, and the numbers."""
-
-    id: str
-    title: str
-    criteria: list[Criterion]
-    fix: str
-    needs: str = "all"  # "all" criteria must hold, or "any" one
-    context: list[str] = field(default_factory=list)  # evidence lines without a threshold
-    explains_s: float | None = None  # rough seconds per episode this cause accounts for, its own estimate
-    share_s: float | None = None  # its share of the gap: explains_s capped so all shares fit in the gap
-    measured: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def fired(self) -> bool:
-        met = [c.met for c in self.criteria]
-        return bool(met) and (all(met) if self.needs == "all" else any(met))
-
-    @property
-    def status(self) -> str:
-        """"fires", "partly" (some criteria hold) or "no" (none does)."""
-        if self.fired:
-            return "fires"
-        return "partly" if any(c.met for c in self.criteria) else "no"
-
-    def status_text(self) -> str:
-        """The status as a reader sees it: "partly (1 of 3 conditions)"."""
-        if self.status == "partly":
-            return f"partly ({sum(c.met for c in self.criteria)} of {len(self.criteria)} conditions)"
-        return self.status
-
-    @property
-    def evidence(self) -> list[str]:
-        return [c.text for c in self.criteria] + list(self.context)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "title": self.title, "fired": self.fired, "status": self.status,
-                "criteria": [{"text": c.text, "met": c.met, "finding": c.finding} for c in self.criteria],
-                "evidence": self.evidence, "fix": self.fix, "explains_s": _num(self.explains_s),
-                "share_s": _num(self.share_s), "threshold": THRESHOLDS[self.id],
-                "measured": {k: _num(v) for k, v in self.measured.items()}}
-
-
-@dataclass
-class Comparison:
-    labels: tuple[str, str]  # how the two sets were chosen (folders, globs, "by source in …")
-    human: list[EpisodeMetrics]
-    policy: list[EpisodeMetrics]
-    skipped: dict[str, list[tuple[Path, str]]]
-    metrics: dict[str, MetricComparison]  # over every episode of each set
-    profiles: dict[str, dict[str, np.ndarray]]  # side -> median/p25/p75 over PROFILE_POINTS normalized times
-    outcomes: dict[str, Outcome]  # side -> success counts
-    speed: MetricComparison | None  # duration of the successes (like with like); None when not comparable
-    failures: MetricComparison  # duration of the failures, reported apart
-    phase: PhaseFinding | None  # a phase that accounts for most of the gap
-    checks: list[Check]
-    notes: list[str]
-    verdict: str = ""
-    seed: int = SEED
-    resamples: int = RESAMPLES
-
-    @property
-    def slower(self) -> bool:
-        """The successes' duration ratio's CI lies above 1."""
-        return self.speed is not None and math.isfinite(self.speed.ci_low) and self.speed.ci_low > 1.0
-
-    @property
-    def faster(self) -> bool:
-        return self.speed is not None and math.isfinite(self.speed.ci_high) and self.speed.ci_high < 1.0
-
-    @property
-    def fails_more(self) -> bool:
-        """The policy succeeds less often than the demonstrations (see :func:`verdict.success_lower`)."""
-        return success_lower(self.outcomes["human"], self.outcomes["policy"])
-
-    @property
-    def ok(self) -> bool:
-        """Green: the speed is comparable on successes, the policy is not slower and does not fail more."""
-        return self.speed is not None and not self.slower and not self.fails_more
-
-    @property
-    def causes(self) -> list[Check]:
-        """The checks that fired, largest estimated effect first."""
-        fired = [c for c in self.checks if c.fired]
-        return sorted(fired, key=lambda c: -(c.explains_s if c.explains_s is not None else -1.0))
-
-    @property
-    def gap_s(self) -> float:
-        """Mean duration of the policy's successes minus the demonstrations' (NaN when not comparable)."""
-        if self.speed is None:
-            return math.nan
-        return self.speed.policy.stat("mean") - self.speed.human.stat("mean")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "sets": {"human": self.labels[0], "policy": self.labels[1]},
-            "episodes": {"human": [m.to_dict() for m in self.human], "policy": [m.to_dict() for m in self.policy]},
-            "skipped": {side: [{"path": str(p), "reason": r} for p, r in items] for side, items in self.skipped.items()},
-            "metrics": [self.metrics[k].to_dict() for k in METRIC_KEYS],
-            "profiles": {"normalized_time": np.linspace(0, 1, PROFILE_POINTS).round(4).tolist(),
-                         **{side: {k: [round(float(x), 3) for x in v] for k, v in prof.items()}
-                            for side, prof in self.profiles.items()}},
-            "success": {side: o.to_dict() for side, o in self.outcomes.items()},
-            "speed_on_successes": None if self.speed is None else self.speed.to_dict(),
-            "failures": self.failures.to_dict(),
-            "slower": self.slower,
-            "faster": self.faster,
-            "fails_more": self.fails_more,
-            "ok": self.ok,
-            "gap_s": _num(self.gap_s),
-            "phase": None if self.phase is None else self.phase.to_dict(),
-            "verdict": self.verdict,
-            "causes": [c.id for c in self.causes],
-            "findings": findings(self.checks),
-            "checks": [c.to_dict() for c in self.checks],
-            "notes": list(self.notes),
-            "bootstrap": {"resamples": self.resamples, "seed": self.seed, "ci_level": CI_LEVEL},
-        }
-
-    def text(self) -> str:
-        """The terminal summary: sets, metrics table, verdict, causes with evidence and fixes, every check."""
-        lines = [f"human:  {len(self.human)} episode(s) from {self.labels[0]}",
-                 f"policy: {len(self.policy)} episode(s) from {self.labels[1]}"]
-        for side, items in self.skipped.items():
-            for path, reason in items:
-                lines.append(f"  skipped ({side}) {path.name}: {reason}")
-        lines.append("")
-        rows = [("metric", "human mean", "policy mean", "policy/human [95% CI]")]
-        for label, mc in self.duration_rows():
-            rows.append((label, fmt_value(mc.key, mc.human.stat("mean")), fmt_value(mc.key, mc.policy.stat("mean")),
-                         fmt_ratio(mc)))
-        for key in METRIC_KEYS:
-            mc = self.metrics[key]
-            if not mc.human.n and not mc.policy.n:
-                continue
-            m = mc.metric
-            rows.append((f"{m.label}" + (f" ({m.unit})" if m.unit else ""), fmt_value(key, mc.human.stat("mean")),
-                         fmt_value(key, mc.policy.stat("mean")), fmt_ratio(mc)))
-        widths = [max(len(r[i]) for r in rows) for i in range(4)]
-        for r in rows:
-            lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
-        lines += ["", self.verdict]
-        for i, cause in enumerate(self.causes, 1):
-            share = share_text(cause, self.gap_s) if self.slower else ""
-            lines.append(f"\n{i}. {cause.title}" + (f": {share}" if share else ""))
-            lines += [f"   - {e}" for e in cause.evidence]
-            lines.append(f"   fix: {cause.fix}")
-        lines.append("\nchecks:")
-        for check in self.checks:
-            lines.append(f"  {check.title}: {check.status_text()}")
-            lines += [f"    - {e}" for e in check.evidence]
-        for note in self.notes:
-            lines.append(f"note: {note}")
-        return "\n".join(lines)
-
-    def duration_rows(self) -> list[tuple[str, MetricComparison]]:
-        """The like-with-like duration rows: successes, and failures when there are any."""
-        rows = []
-        if self.speed is not None:
-            on = "successes" if self.outcomes["human"].labelled and self.outcomes["policy"].labelled else "compared"
-            rows.append((f"duration, {on} (s)", self.speed))
-        if self.failures.human.n or self.failures.policy.n:
-            rows.append(("duration, failures (s)", self.failures))
-        return rows
-
-
-def _num(v: float | None) -> float | None:
-    return None if v is None or not math.isfinite(v) else round(float(v), 6)
-
-
-def fmt_value(key: str, value: float) -> str:
-    """A metric value in its display format ("–" when not defined)."""
-    if value is None or not math.isfinite(value):
-        return "–"
-    return format(value, METRIC_BY_KEY[key].fmt)
-
-
-def fmt_ratio(mc: MetricComparison) -> str:
-    if not math.isfinite(mc.ratio):
-        return "–"
-    if not (math.isfinite(mc.ci_low) and math.isfinite(mc.ci_high)):
-        return f"{mc.ratio:.2f}×"
-    return f"{mc.ratio:.2f}× [{mc.ci_low:.2f}–{mc.ci_high:.2f}]"
 
 
 # -- the comparison --------------------------------------------------------------------------------
@@ -508,6 +270,10 @@ def _checks(metrics: dict[str, MetricComparison], human: list[EpisodeMetrics], p
             _check_jitter(metrics, policy)]
 
 
+def _check(check_id: str, title: str, criteria: list[Criterion], fix: str, **kwargs: object) -> Check:
+    return Check(check_id, title, criteria, fix, THRESHOLDS[check_id], **kwargs)
+
+
 def _fin(x: float) -> bool:
     return math.isfinite(x)
 
@@ -539,7 +305,7 @@ def _check_idle(human: list[EpisodeMetrics], policy: list[EpisodeMetrics], gap: 
                   _fin(share) and share >= IDLE_GAP_SHARE,
                   f"the policy idles {extra:.2f} s longer at its start and end"),
     ]
-    return Check("idle_ends", "idle frames at the demos' ends (the policy learned to wait)", criteria,
+    return _check("idle_ends", "idle frames at the demos' ends (the policy learned to wait)", criteria,
                  "trim the idle start and end of every demo (Review tab trim handles, or "
                  "`teleop-app episodes trim FILE --start S --end E`), then retrain",
                  explains_s=max(extra, 0.0) if _fin(extra) else None,
@@ -564,7 +330,7 @@ def _check_rate(human: list[EpisodeMetrics], policy: list[EpisodeMetrics], p_act
         Criterion(f"nominal rates: rollouts {p_nom:.0f} Hz, demos {h_nom:.0f} Hz: {nominal:.2f}× ({needs})",
                   _fin(nominal) and abs(nominal - 1.0) > RATE_MISMATCH),
     ]
-    check = Check("rate_mismatch", "control-rate mismatch between recording and rollout", criteria,
+    check = _check("rate_mismatch", "control-rate mismatch between recording and rollout", criteria,
                   "run the policy at the rate the demos were recorded at (the rig's control rate), or export the "
                   "training data at the rollout rate (`teleop-app export … --fps`) and retrain", needs="any",
                   measured={"human_rate_hz": h_rate, "policy_rate_hz": p_rate, "human_nominal_hz": h_nom,
@@ -592,7 +358,7 @@ def _check_starvation(policy: list[EpisodeMetrics]) -> Check:
         context.append(f"{waits:.1f} inference waits per episode, {mean_wait:.2f} s on average")
     else:
         criteria = [Criterion("no policy ticks in the policy set: starvation cannot be measured", False)]
-    check = Check("starvation", "starvation while waiting for inference", criteria,
+    check = _check("starvation", "starvation while waiting for inference", criteria,
                   "request the next chunk before the current one runs out (async strategy), use longer chunks or "
                   "execute more of each chunk, or make inference faster (smaller images, a GPU policy server)",
                   needs="any", context=context,
@@ -613,7 +379,7 @@ def _check_actions(metrics: dict[str, MetricComparison], p_active: float) -> Che
                           f"{fmt_value(mc.key, mc.human.stat('mean'))} rad = {fmt_ratio(mc)} (the cause needs the "
                           f"upper end of the CI below {ACTION_SHRINK:g})", met)]
     context = [f"at comparable phases: reach {fmt_ratio(reach)}, lift {fmt_ratio(lift)}; per second {fmt_ratio(per_s)}"]
-    return Check("small_actions", "shrunken action magnitudes (smaller steps than the human's)", criteria,
+    return _check("small_actions", "shrunken action magnitudes (smaller steps than the human's)", criteria,
                  "check the action normalization statistics and the action unit/scale used in training vs rollout; "
                  "with a tokenized head check the bin range; for averaged multimodal demos consider a chunked or "
                  "generative action head; more demos of the fast motion help", context=context,
@@ -656,7 +422,7 @@ def _check_smoothing(metrics: dict[str, MetricComparison], human: list[EpisodeMe
         Criterion(f"{_path_line(path)} (the cause needs {PATH_SIMILAR[0]:g}–{PATH_SIMILAR[1]:g}×)",
                   _fin(path.ratio) and PATH_SIMILAR[0] <= path.ratio <= PATH_SIMILAR[1]),
     ]
-    return Check("smoothing", "actions smoothed by ensembling (lower peaks over a similar path)", criteria,
+    return _check("smoothing", "actions smoothed by ensembling (lower peaks over a similar path)", criteria,
                  "weight newer predictions more in the temporal ensemble (larger decay), or execute chunks "
                  "open-loop / with a short async blend instead of a long ensemble",
                  measured={"hf_ratio": hf.ratio, "crest_ratio": crest, "peak_ratio": peak.ratio,
@@ -676,7 +442,7 @@ def _check_jitter(metrics: dict[str, MetricComparison], policy: list[EpisodeMetr
                   f"a longer path ({path.policy.stat('mean'):.3f} m vs {path.human.stat('mean'):.3f} m, "
                   f"{_times(path.ratio)} the demos')"),
     ]
-    check = Check("jitter", "jittery actions (a zig-zag path longer than the human's)", criteria,
+    check = _check("jitter", "jittery actions (a zig-zag path longer than the human's)", criteria,
                   "blend where chunks hand over (async with a weighted blend, or a temporal ensemble), check that each "
                   "chunk starts from the measured state, and train longer or on more demos if single predictions are "
                   "noisy", measured={"hf_ratio": hf.ratio, "path_ratio": path.ratio, "path_ci_low": path.ci_low})

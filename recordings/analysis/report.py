@@ -16,9 +16,17 @@ from pathlib import Path
 
 import numpy as np
 
-from recordings.analysis.compare import THRESHOLDS, Comparison, Distribution, MetricComparison, fmt_ratio, fmt_value
+from recordings.analysis.comparison import (
+    Comparison,
+    Distribution,
+    MetricComparison,
+    findings,
+    fmt_ratio,
+    fmt_value,
+    share_text,
+)
 from recordings.analysis.metrics import METRIC_BY_KEY, METRICS
-from recordings.analysis.verdict import findings, phase_means_of, share_text
+from recordings.analysis.verdict import phase_means_of
 
 HUMAN_COLOR = "#2b8cbe"
 POLICY_COLOR = "#e6550d"
@@ -334,7 +342,7 @@ def _diagnosis(c: Comparison) -> str:
         lines += [_e(x) for x in check.context]
         rows.append(f'<tr><td class="l">{_e(check.title)}</td><td class="l"><span class="{css}">'
                     f'{_e(check.status_text())}</span></td><td class="l small">{"<br>".join(lines)}</td>'
-                    f'<td class="l small">{_e(THRESHOLDS[check.id])}</td></tr>')
+                    f'<td class="l small">{_e(check.threshold)}</td></tr>')
     rows.append("</table>")
     return "".join(parts) + "<h3>Every check</h3><p class='small'>Evidence that crosses its threshold is in red.</p>" \
         + "".join(rows)

@@ -31,51 +31,24 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from recordings.analysis.comparison import (
+    PHASE_WORDS,
+    Check,
+    Comparison,
+    Outcome,
+    PhaseFinding,
+    findings,
+    share_text,
+)
 from recordings.analysis.metrics import EpisodeMetrics
-
-if TYPE_CHECKING:
-    from recordings.analysis.compare import Check, Comparison
 
 PHASES = ("reach", "grasp", "lift")
 PHASE_GAP_SHARE = 0.5  # "accounts for most of the gap"
 PHASE_RATIO = 1.5  # and is itself clearly longer than the demonstrations' (not just stretched with the rest)
-PHASE_WORDS = {"reach": "is slow to reach the object", "grasp": "hesitates at the grasp",
-               "lift": "is slow to lift and finish"}
 NO_CAUSE = "No cause found"
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How many episodes of one set are labelled successful, failed, or not labelled."""
-
-    successes: int
-    failures: int
-    unlabelled: int
-
-    @property
-    def labelled(self) -> int:
-        return self.successes + self.failures
-
-    @property
-    def rate(self) -> float:
-        """Share of the labelled episodes that succeeded (NaN when none is labelled)."""
-        return self.successes / self.labelled if self.labelled else math.nan
-
-    def text(self) -> str:
-        """"4 of 20 (20 %)", with the unlabelled ones mentioned."""
-        if not self.labelled:
-            return "not labelled"
-        extra = f"; {self.unlabelled} more not labelled" if self.unlabelled else ""
-        return f"{self.successes} of {self.labelled} ({self.rate:.0%}{extra})"
-
-    def to_dict(self) -> dict[str, object]:
-        return {"successes": self.successes, "failures": self.failures, "unlabelled": self.unlabelled,
-                "rate": None if math.isnan(self.rate) else round(self.rate, 6)}
 
 
 def outcome_of(items: Sequence[EpisodeMetrics]) -> Outcome:
@@ -97,15 +70,6 @@ def failures_of(items: Sequence[EpisodeMetrics]) -> list[EpisodeMetrics]:
     return [m for m in items if m.success == "false"]
 
 
-def success_lower(human: Outcome, policy: Outcome) -> bool:
-    """The policy succeeds less often than the demonstrations (or fails at all when theirs is unknown)."""
-    if not policy.labelled:
-        return False
-    if not human.labelled:
-        return policy.failures > 0
-    return policy.rate < human.rate
-
-
 def phase_means_of(items: Sequence[EpisodeMetrics]) -> dict[str, float]:
     """Mean seconds per phase (an episode without a phase adds 0 to it); zeros for no episodes."""
     if not items:
@@ -124,29 +88,6 @@ def _active_phase_means(items: Sequence[EpisodeMetrics]) -> dict[str, float]:
         idle = [m.values[key] for m in items if math.isfinite(m.values[key])]
         means[phase] = max(means[phase] - (float(np.mean(idle)) if idle else 0.0), 0.0)
     return means
-
-
-@dataclass(frozen=True)
-class PhaseFinding:
-    """A phase that accounts for most of the duration gap."""
-
-    phase: str
-    human_s: float
-    policy_s: float
-    gap_s: float
-
-    @property
-    def extra_s(self) -> float:
-        return self.policy_s - self.human_s
-
-    def text(self) -> str:
-        idle = {"reach": ", idle at the start left out", "lift": ", idle at the end left out"}.get(self.phase, "")
-        return (f"It {PHASE_WORDS[self.phase]}: {self.policy_s:.2f} s vs {self.human_s:.2f} s in the "
-                f"{self.phase} phase{idle} ({self.extra_s:+.2f} s of the {self.gap_s:+.2f} s gap).")
-
-    def to_dict(self) -> dict[str, object]:
-        return {"phase": self.phase, "human_s": round(self.human_s, 6), "policy_s": round(self.policy_s, 6),
-                "extra_s": round(self.extra_s, 6), "gap_s": round(self.gap_s, 6)}
 
 
 def dominant_phase(human: Sequence[EpisodeMetrics] | None, policy: Sequence[EpisodeMetrics] | None,
@@ -172,25 +113,6 @@ def allot_shares(causes: Sequence[Check], gap: float) -> None:
             continue
         cause.share_s = min(max(cause.explains_s, 0.0), left)
         left -= cause.share_s
-
-
-def share_text(cause: Check, gap: float) -> str:
-    """"≈ 0.68 s of the +0.68 s gap, 100%", saying so when the estimate had to be capped; "" without a share."""
-    if cause.share_s is None or not (math.isfinite(gap) and gap > 0):
-        return ""
-    text = f"≈ {cause.share_s:.2f} s of the {gap:+.2f} s gap, {cause.share_s / gap:.0%}"
-    if cause.explains_s is not None and cause.explains_s > cause.share_s + 0.005:
-        text += f" (its own estimate of {cause.explains_s:.2f} s capped at what was left of the gap)"
-    return text
-
-
-def findings(checks: Sequence[Check]) -> list[str]:
-    """The differences a check measured beyond a threshold although the check as a whole did not fire."""
-    out = []
-    for check in checks:
-        if not check.fired:
-            out += [c.finding for c in check.criteria if c.met and c.finding]
-    return out
 
 
 def verdict_text(c: Comparison) -> str:
@@ -232,18 +154,23 @@ def verdict_text(c: Comparison) -> str:
     return " ".join(parts)
 
 
+ON = {(True, True): "on successes", (False, True): "(its successes against every demonstration)",
+      (True, False): "(every rollout against the successful demonstrations)", (False, False): "over every episode"}
+
+
 def _speed_sentence(c: Comparison) -> str:
     if c.speed is None:
-        who = "the policy" if like_for_like(c.policy) is None else "the demonstrations"
-        return f"Their speed cannot be compared on successes: {who} has none."
+        none = [who for who, items in (("the policy", c.policy), ("the demonstrations", c.human))
+                if like_for_like(items) is None]
+        verb = "have" if len(none) > 1 else "has"
+        return f"Their speed cannot be compared on successes: {' and '.join(none)} {verb} none."
     d = c.speed
-    on = "on successes" if c.outcomes["human"].labelled and c.outcomes["policy"].labelled else "over the episodes"
+    on = ON[c.outcomes["human"].labelled > 0, c.outcomes["policy"].labelled > 0]
     ratio = f"{d.ratio:.2f}× the demonstrations' duration (95% CI {d.ci_low:.2f}–{d.ci_high:.2f})"
-    if c.fails_more:
+    if c.fails_more:  # never "not slower" or "faster": only the numbers of its successes
         if c.slower:
             return f"It is slower as well, {on}: {ratio}, {c.gap_s:+.2f} s per episode."
-        return f"Its successful episodes took {ratio}, {c.gap_s:+.2f} s per episode." if on == "on successes" \
-            else f"Its episodes took {ratio}, {c.gap_s:+.2f} s per episode."
+        return f"Its successful episodes took {ratio}, {c.gap_s:+.2f} s per episode."
     if c.slower:
         return f"The policy is slower {on}: {ratio}, {c.gap_s:+.2f} s per episode."
     if c.faster:
