@@ -361,6 +361,8 @@ def test_durations_compared_on_successes_failures_apart(tmp_path):
     assert f"the policy's 3 lasted {mean_fail:.2f} s on average, the demonstrations had none" in c.verdict
     assert not c.ok and consistency_problems(c) == []
     assert "duration, successes (s)" in c.text() and "duration, failures (s)" in c.text()
+    few = compare_sets(h, p[2:])  # one success left
+    assert any("fewer than 3 successes in a set (6 of the demonstrations, 1 of the policy)" in n for n in few.notes)
 
 
 def test_cause_shares_never_exceed_the_gap(comparisons):

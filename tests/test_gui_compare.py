@@ -31,7 +31,7 @@ MAX_PNG_BYTES = 300 * 1024
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 HUMAN = {"idle_start": 1.5, "idle_end": 1.5}
 POLICY = {"idle_start": 3.0, "idle_end": 2.5, "starve": (20, 6), "source": "policy"}
-GREEN = "#e8f5e9"  # the verdict's background when the analysis says ok
+GREEN = "#e8f5e9"  # the verdict's background when the analysis says ok (ui.compare_tab.VERDICT_OK)
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,8 @@ def test_compares_two_folders_and_shows_why(qtbot, tab, sets, tmp_path):
 
     # the table: one row per metric with data, ratios as the comparison computed them
     shown = [m for m in METRICS if c.metrics[m.key].human.n or c.metrics[m.key].policy.n]
-    assert tab.table.rowCount() == len(shown)
+    assert tab.table.rowCount() == len(shown) + 1  # the successes' durations first: the verdict's comparison
+    assert tab.table.item(0, 0).text() == "duration, successes (s)" and tab.ratio_text("speed") == fmt_ratio(c.speed)
     for m in shown:
         assert tab.ratio_text(m.key) == fmt_ratio(c.metrics[m.key])
     assert tab.ratio_text("starved_share") is not None and tab.ratio_text("duration_s").startswith(
@@ -197,6 +198,7 @@ def test_failing_rollouts_are_not_green(qtbot, tab, sets):
     assert "1. jittery actions (a zig-zag path longer than the human's)" in text
     assert "jittery actions (a zig-zag path longer than the human's): fires" in text
     assert "duration, failures (s): human –, policy" in text
+    assert tab.ratio_text("speed") is None and tab.table.item(0, 0).text() == "duration, failures (s)"
 
     tab.set_sets(root / "demos", root / "demos")  # the demos against themselves: green
     c = run(qtbot, tab)

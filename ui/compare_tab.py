@@ -45,6 +45,7 @@ HUMAN_COLOR = "#2b8cbe"  # as in the joint plots and the HTML report
 POLICY_COLOR = "#e6550d"
 COLORS = {"human": HUMAN_COLOR, "policy": POLICY_COLOR}
 BAND_ALPHA = 60
+VERDICT_OK, VERDICT_WARN, VERDICT_NEUTRAL = "#e8f5e9", "#fff3e0", "#f4f4f4"  # the verdict's background
 LEVEL_STYLE = {"info": "", "ok": "color:#2e7d32", "warn": "color:#b26a00; font-weight:bold",
                "error": "color:#c62828; font-weight:bold"}
 MODES = ("sets", "source")
@@ -216,20 +217,28 @@ class CompareTab(QtWidgets.QWidget):
         return split
 
     def _build_diagnosis(self) -> QtWidgets.QWidget:
-        w = QtWidgets.QWidget()
-        v = QtWidgets.QVBoxLayout(w)
-        v.setContentsMargins(0, 0, 0, 0)
+        split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)  # a long verdict scrolls, never gets cut
+        split.setChildrenCollapsible(False)
         self.verdict_label = QtWidgets.QLabel("No comparison yet.")
         self.verdict_label.setWordWrap(True)
         self.verdict_label.setObjectName("verdict")
-        self.verdict_label.setStyleSheet("font-size:15px; font-weight:bold; padding:6px; background:#f4f4f4;"
-                                         "border-radius:4px")
+        self.verdict_label.setAlignment(QtCore.Qt.AlignmentFlag.AlignTop | QtCore.Qt.AlignmentFlag.AlignLeft)
+        self._style_verdict(VERDICT_NEUTRAL)
         self.verdict_label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.verdict_scroll = QtWidgets.QScrollArea()
+        self.verdict_scroll.setWidgetResizable(True)
+        self.verdict_scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        self.verdict_scroll.setWidget(self.verdict_label)
         self.diagnosis = QtWidgets.QTextBrowser()
         self.diagnosis.setOpenLinks(False)
-        v.addWidget(self.verdict_label)
-        v.addWidget(self.diagnosis, 1)
-        return w
+        split.addWidget(self.verdict_scroll)
+        split.addWidget(self.diagnosis)
+        split.setSizes([2000, 3000])  # two fifths for the verdict, whatever the window's size
+        return split
+
+    def _style_verdict(self, background: str) -> None:
+        self.verdict_label.setStyleSheet(f"font-size:14px; font-weight:600; padding:6px; background:{background};"
+                                         "border-radius:4px")
 
     def help_sections(self) -> list[tuple[str, list[tuple[str, str]]]]:
         """This tab's keys for the window's help overlay."""
@@ -377,9 +386,7 @@ class CompareTab(QtWidgets.QWidget):
         self._draw_histogram(c)
         self._draw_phases(c)
         self._fill_table(c)
-        colour = "#e8f5e9" if c.ok else "#fff3e0"  # green only when the analysis says ok
-        self.verdict_label.setStyleSheet(f"font-size:15px; font-weight:bold; padding:6px; background:{colour};"
-                                         "border-radius:4px")
+        self._style_verdict(VERDICT_OK if c.ok else VERDICT_WARN)  # green only when the analysis says ok
         self.verdict_label.setText(c.verdict)
         self.diagnosis.setHtml(diagnosis_html(c))
         self._update_actions()
@@ -456,25 +463,27 @@ class CompareTab(QtWidgets.QWidget):
                 start[side] += means[side][phase]
         total = max(start.values())
         plot.setXRange(0, max(total, 1e-3) * 1.05, padding=0)
-        plot.setYRange(-0.6, 2.0, padding=0)  # room for the legend above the bars
+        plot.setYRange(-0.6, 2.4, padding=0)  # room for the legend above the bars
 
     def _fill_table(self, c: Comparison) -> None:
-        rows = [m for m in METRICS if c.metrics[m.key].human.n or c.metrics[m.key].policy.n]
+        """Like-with-like durations first (keys ``"speed"``, ``"failures"``), then every metric with data."""
+        rows = [(label, mc, key, "the verdict's duration comparison") for key, label, mc in c.duration_rows()]
+        rows += [(m.label + (f" ({m.unit})" if m.unit else ""), c.metrics[m.key], m.key, m.help) for m in METRICS
+                 if c.metrics[m.key].human.n or c.metrics[m.key].policy.n]
         self.table.setRowCount(len(rows))
         bold = QtGui.QFont()
         bold.setBold(True)
-        for r, m in enumerate(rows):
-            mc = c.metrics[m.key]
-            label = QtWidgets.QTableWidgetItem(m.label + (f" ({m.unit})" if m.unit else ""))
-            label.setToolTip(m.help)
-            label.setData(KEY_ROLE, m.key)
+        for r, (text, mc, key, tip) in enumerate(rows):
+            label = QtWidgets.QTableWidgetItem(text)
+            label.setToolTip(tip)
+            label.setData(KEY_ROLE, key)
             cells = [label]
             for dist in (mc.human, mc.policy):
-                item = QtWidgets.QTableWidgetItem(fmt_value(m.key, dist.stat("mean")))
+                item = QtWidgets.QTableWidgetItem(fmt_value(mc.key, dist.stat("mean")))
                 if dist.n:
-                    item.setToolTip(f"n={dist.n}, median {fmt_value(m.key, dist.stat('median'))}, "
-                                    f"p25–p75 {fmt_value(m.key, dist.stat('p25'))}–"
-                                    f"{fmt_value(m.key, dist.stat('p75'))}")
+                    item.setToolTip(f"n={dist.n}, median {fmt_value(mc.key, dist.stat('median'))}, "
+                                    f"p25–p75 {fmt_value(mc.key, dist.stat('p25'))}–"
+                                    f"{fmt_value(mc.key, dist.stat('p75'))}")
                 cells.append(item)
             ratio = QtWidgets.QTableWidgetItem(fmt_ratio(mc))
             if math.isfinite(mc.ci_low) and (mc.ci_low > 1.0 or mc.ci_high < 1.0):
@@ -563,7 +572,7 @@ def diagnosis_html(c: Comparison) -> str:
     if rows:
         parts.append("<p style='color:#555'>" + "<br>".join(
             f"{e(label)}: human {fmt_value(mc.key, mc.human.stat('mean'))}, policy "
-            f"{fmt_value(mc.key, mc.policy.stat('mean'))}, {e(fmt_ratio(mc))}" for label, mc in rows) + "</p>")
+            f"{fmt_value(mc.key, mc.policy.stat('mean'))}, {e(fmt_ratio(mc))}" for _, label, mc in rows) + "</p>")
     parts.append("<p><b>Every check</b> <span style='color:#555'>(evidence that crosses its threshold in "
                  "red)</span></p>")
     status_style = {"fires": "color:#c62828", "partly": "color:#b26a00", "no": "color:#555"}

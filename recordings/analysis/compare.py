@@ -226,6 +226,9 @@ def compare_metrics(human: list[EpisodeMetrics], policy: list[EpisodeMetrics], *
     failures = _compare_values(failures_of(human), failures_of(policy), "duration_s", seed=seed,
                                stream=len(METRIC_KEYS) + 1, resamples=resamples)
     gap = speed.policy.stat("mean") - speed.human.stat("mean") if speed is not None else math.nan
+    if speed is not None and min(speed.human.n, speed.policy.n) < FEW_EPISODES <= min(len(human), len(policy)):
+        notes.append(f"fewer than {FEW_EPISODES} successes in a set ({speed.human.n} of the demonstrations, "
+                     f"{speed.policy.n} of the policy): the duration interval of the successes means little")
     comparison = Comparison(labels=labels, human=human, policy=policy, skipped=skipped or {}, metrics=metrics,
                             profiles=profiles, outcomes={"human": outcome_of(human), "policy": outcome_of(policy)},
                             speed=speed, failures=failures, phase=dominant_phase(h_like, p_like, gap),

@@ -274,7 +274,7 @@ class Comparison:
                 lines.append(f"  skipped ({side}) {path.name}: {reason}")
         lines.append("")
         rows = [("metric", "human mean", "policy mean", "policy/human [95% CI]")]
-        for label, mc in self.duration_rows():
+        for _, label, mc in self.duration_rows():
             rows.append((label, fmt_value(mc.key, mc.human.stat("mean")), fmt_value(mc.key, mc.policy.stat("mean")),
                          fmt_ratio(mc)))
         for key in METRIC_KEYS:
@@ -301,14 +301,15 @@ class Comparison:
             lines.append(f"note: {note}")
         return "\n".join(lines)
 
-    def duration_rows(self) -> list[tuple[str, MetricComparison]]:
-        """The like-with-like duration rows: successes, and failures when there are any."""
+    def duration_rows(self) -> list[tuple[str, str, MetricComparison]]:
+        """The like-with-like duration rows as ``(key, label, comparison)``: ``"speed"`` (the successes), and
+        ``"failures"`` when there are any."""
         rows = []
         if self.speed is not None:
             on = "successes" if self.outcomes["human"].labelled and self.outcomes["policy"].labelled else "compared"
-            rows.append((f"duration, {on} (s)", self.speed))
+            rows.append(("speed", f"duration, {on} (s)", self.speed))
         if self.failures.human.n or self.failures.policy.n:
-            rows.append(("duration, failures (s)", self.failures))
+            rows.append(("failures", "duration, failures (s)", self.failures))
         return rows
 
 

@@ -279,7 +279,7 @@ def _metrics_table(c: Comparison) -> str:
     like = c.duration_rows()
     if like:
         rows.append('<tr><th class="l" colspan="7">like with like</th></tr>')
-        rows += [_metric_row(label, mc, "the verdict's duration comparison") for label, mc in like]
+        rows += [_metric_row(label, mc, "the verdict's duration comparison") for _, label, mc in like]
     group = None
     for m in METRICS:
         mc = c.metrics[m.key]
