@@ -82,6 +82,8 @@ def test_diagnosis_names_the_known_cause(comparisons, name):
     else:
         assert not c.slower and c.speed.ci_low <= 1.0 <= c.speed.ci_high and c.ok
         assert "No cause found" in c.verdict and "not slower" in c.verdict
+        assert all(x.status == "no" for x in c.checks)  # at most preconditions hold: "not found (k of n …)"
+        assert all(x.status_text() == "no" or x.status_text().startswith("not found (") for x in c.checks)
 
 
 def test_idle_evidence_and_fix(comparisons):

@@ -421,7 +421,8 @@ def _check_smoothing(metrics: dict[str, MetricComparison], human: list[EpisodeMe
                   f"{fmt_value(hf.key, h_hf)}, {_times(hf.ratio)} the demos')"),
         Criterion(f"peak over moving speed: policy {p_crest:.2f} vs human {h_crest:.2f} ({crest:.2f}×; the cause "
                   f"needs ≤ {SMOOTH_PEAK_RATIO:g}×); peak speed {fmt_ratio(peak)}",
-                  _fin(crest) and crest <= SMOOTH_PEAK_RATIO),
+                  _fin(crest) and crest <= SMOOTH_PEAK_RATIO,
+                  f"lower speed peaks (peak over moving speed {crest:.2f}× the demos')"),
         Criterion(f"{_path_line(path)} (the cause needs {PATH_SIMILAR[0]:g}–{PATH_SIMILAR[1]:g}×)",
                   _fin(path.ratio) and PATH_SIMILAR[0] <= path.ratio <= PATH_SIMILAR[1]),
     ]

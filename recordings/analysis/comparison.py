@@ -166,15 +166,19 @@ class Check:
 
     @property
     def status(self) -> str:
-        """"fires", "partly" (some criteria hold) or "no" (none does)."""
+        """"fires"; "partly" when a criterion that marks a difference holds; else "no"."""
         if self.fired:
             return "fires"
-        return "partly" if any(c.met for c in self.criteria) else "no"
+        return "partly" if any(c.met and c.finding for c in self.criteria) else "no"
 
     def status_text(self) -> str:
-        """The status as a reader sees it: "partly (1 of 3 conditions)"."""
+        """The status as a reader sees it: "partly (1 of 3 conditions)"; "not found (2 of 3 conditions hold)" when
+        only preconditions (criteria that mark no difference) hold — never a bare "no" beside a crossed threshold."""
+        met = sum(c.met for c in self.criteria)
         if self.status == "partly":
-            return f"partly ({sum(c.met for c in self.criteria)} of {len(self.criteria)} conditions)"
+            return f"partly ({met} of {len(self.criteria)} conditions)"
+        if self.status == "no" and met:
+            return f"not found ({met} of {len(self.criteria)} conditions hold)"
         return self.status
 
     @property
