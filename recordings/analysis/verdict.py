@@ -38,6 +38,7 @@ from recordings.analysis.comparison import (
     PHASE_WORDS,
     Check,
     Comparison,
+    Distribution,
     Outcome,
     PhaseFinding,
     findings,
@@ -48,6 +49,7 @@ from recordings.analysis.metrics import EpisodeMetrics
 PHASES = ("reach", "grasp", "lift")
 PHASE_GAP_SHARE = 0.5  # "accounts for most of the gap"
 PHASE_RATIO = 1.5  # and is itself clearly longer than the demonstrations' (not just stretched with the rest)
+IDLE_OF_PHASE = {"reach": "idle_start_s", "lift": "idle_end_s"}  # idle at the ends: the idle check's, not the phase's
 NO_CAUSE = "No cause found"
 
 
@@ -78,9 +80,6 @@ def phase_means_of(items: Sequence[EpisodeMetrics]) -> dict[str, float]:
                                for m in items])) for ph in PHASES}
 
 
-IDLE_OF_PHASE = {"reach": "idle_start_s", "lift": "idle_end_s"}  # idle at the ends: the idle check's, not the phase's
-
-
 def _active_phase_means(items: Sequence[EpisodeMetrics]) -> dict[str, float]:
     """Like :func:`phase_means_of`, with the idle at the start left out of reach and at the end out of lift."""
     means = phase_means_of(items)
@@ -108,7 +107,7 @@ def allot_shares(causes: Sequence[Check], gap: float) -> None:
     positive = math.isfinite(gap) and gap > 0
     left = gap if positive else 0.0
     for cause in causes:
-        if cause.explains_s is None or not positive:
+        if cause.explains_s is None or not math.isfinite(cause.explains_s) or not positive:
             cause.share_s = None
             continue
         cause.share_s = min(max(cause.explains_s, 0.0), left)
@@ -129,10 +128,9 @@ def verdict_text(c: Comparison) -> str:
     parts.append(_speed_sentence(c))
     failed = c.failures
     if failed.human.n or failed.policy.n:
-        def side(name: str, d) -> str:
-            return f"{name}'s {d.n} lasted {d.stat('mean'):.2f} s on average" if d.n else f"{name} had none"
-        parts.append(f"Failures, compared separately: the {side('policy', failed.policy)}, "
-                     f"the {side('demonstrations', failed.human)}.")
+        policy = _failures("the policy", "the policy's", failed.policy)
+        human = _failures("the demonstrations", "the demonstrations'", failed.human)
+        parts.append(f"Failures, compared separately: {policy}, {human}.")
     if c.phase is not None:
         parts.append(c.phase.text())
     causes, found = c.causes, findings(c.checks)
@@ -156,6 +154,10 @@ def verdict_text(c: Comparison) -> str:
 
 ON = {(True, True): "on successes", (False, True): "(its successes against every demonstration)",
       (True, False): "(every rollout against the successful demonstrations)", (False, False): "over every episode"}
+
+
+def _failures(name: str, owner: str, d: Distribution) -> str:
+    return f"{owner} {d.n} lasted {d.stat('mean'):.2f} s on average" if d.n else f"{name} had none"
 
 
 def _speed_sentence(c: Comparison) -> str:
