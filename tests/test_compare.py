@@ -413,6 +413,15 @@ def test_a_dominant_grasp_phase_is_named(tmp_path, comparisons):
         assert comparisons[name].phase is None, name
 
 
+def test_a_failing_policy_that_hesitates_at_the_grasp_is_told_so(tmp_path):
+    """No success to compare with: the phases of every rollout against the demonstrations' successes."""
+    h, p = _sets(tmp_path, policy={"grasp_speed": 0.15, "success": "false"})
+    c = compare_sets(h, p)
+    assert c.speed is None and c.phase is not None and c.phase.phase == "grasp" and c.phase.over_all
+    assert "cannot be compared on successes" in c.verdict and "It hesitates at the grasp" in c.verdict
+    assert "longer mean duration of every policy episode" in c.verdict and consistency_problems(c) == []
+
+
 def test_the_consistency_check_catches_a_contradiction(tmp_path):
     h, p = _sets(tmp_path, policy={"success": "false", "jitter": 0.006})
     c = compare_sets(h, p)

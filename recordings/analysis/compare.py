@@ -231,7 +231,7 @@ def compare_metrics(human: list[EpisodeMetrics], policy: list[EpisodeMetrics], *
                      f"{speed.policy.n} of the policy): the duration interval of the successes means little")
     comparison = Comparison(labels=labels, human=human, policy=policy, skipped=skipped or {}, metrics=metrics,
                             profiles=profiles, outcomes={"human": outcome_of(human), "policy": outcome_of(policy)},
-                            speed=speed, failures=failures, phase=dominant_phase(h_like, p_like, gap),
+                            speed=speed, failures=failures, phase=dominant_phase(human, policy),
                             checks=_checks(metrics, human, policy, gap), notes=notes, seed=seed, resamples=resamples)
     allot_shares(comparison.causes, gap if comparison.slower else math.nan)
     comparison.verdict = verdict_text(comparison)

@@ -69,12 +69,14 @@ def success_lower(human: Outcome, policy: Outcome) -> bool:
 
 @dataclass(frozen=True)
 class PhaseFinding:
-    """A phase that accounts for most of the duration gap."""
+    """A phase that accounts for most of the duration gap (of the successes, or of every policy episode against
+    the demonstrations when the policy has no success: ``over_all``)."""
 
     phase: str
     human_s: float
     policy_s: float
     gap_s: float
+    over_all: bool = False
 
     @property
     def extra_s(self) -> float:
@@ -82,12 +84,14 @@ class PhaseFinding:
 
     def text(self) -> str:
         idle = {"reach": ", idle at the start left out", "lift": ", idle at the end left out"}.get(self.phase, "")
+        gap = (f"the {self.gap_s:+.2f} s longer mean duration of every policy episode" if self.over_all
+               else f"the {self.gap_s:+.2f} s gap")
         return (f"It {PHASE_WORDS[self.phase]}: {self.policy_s:.2f} s vs {self.human_s:.2f} s in the "
-                f"{self.phase} phase{idle} ({self.extra_s:+.2f} s of the {self.gap_s:+.2f} s gap).")
+                f"{self.phase} phase{idle} ({self.extra_s:+.2f} s of {gap}).")
 
     def to_dict(self) -> dict[str, object]:
         return {"phase": self.phase, "human_s": round(self.human_s, 6), "policy_s": round(self.policy_s, 6),
-                "extra_s": round(self.extra_s, 6), "gap_s": round(self.gap_s, 6)}
+                "extra_s": round(self.extra_s, 6), "gap_s": round(self.gap_s, 6), "over_all": self.over_all}
 
 
 @dataclass

@@ -18,7 +18,8 @@ they decide. The rules, each one an invariant :func:`consistency_problems` check
   more than the gap.
 * A phase whose extra time is at least ``PHASE_GAP_SHARE`` of the gap and that
   is itself at least ``PHASE_RATIO`` × the demonstrations' is named in plain
-  words. A phase that is uniformly stretched with the rest does not dominate,
+  words (a policy without success: its episodes against the successful
+  demonstrations). A phase that is uniformly stretched with the rest does not dominate,
   and idle at the episode's ends (the ``idle_ends`` check's evidence) is left
   out of reach and lift.
 * Every check whose evidence crosses one of its thresholds is named: a check
@@ -89,17 +90,31 @@ def _active_phase_means(items: Sequence[EpisodeMetrics]) -> dict[str, float]:
     return means
 
 
-def dominant_phase(human: Sequence[EpisodeMetrics] | None, policy: Sequence[EpisodeMetrics] | None,
-                   gap: float) -> PhaseFinding | None:
-    """The phase that accounts for most of a positive gap and is itself ≥ PHASE_RATIO × the human's."""
-    if not human or not policy or not (math.isfinite(gap) and gap > 0):
+def dominant_phase(human: Sequence[EpisodeMetrics], policy: Sequence[EpisodeMetrics]) -> PhaseFinding | None:
+    """The phase that accounts for most of a positive gap and is itself ≥ PHASE_RATIO × the human's.
+
+    Successes against successes (:func:`like_for_like`); when the policy has no
+    success, every policy episode against the demonstrations' successes.
+    """
+    h_like, p_like = like_for_like(human), like_for_like(policy)
+    over_all = p_like is None
+    if not h_like or not policy:
         return None
-    h, p = _active_phase_means(human), _active_phase_means(policy)
+    p_set = list(policy) if over_all else p_like
+    gap = _mean_duration(p_set) - _mean_duration(h_like)
+    if not (math.isfinite(gap) and gap > 0):
+        return None
+    h, p = _active_phase_means(h_like), _active_phase_means(p_set)
     best = max(PHASES, key=lambda ph: p[ph] - h[ph])
     extra = p[best] - h[best]
     if extra >= PHASE_GAP_SHARE * gap and p[best] >= PHASE_RATIO * h[best]:
-        return PhaseFinding(best, h[best], p[best], gap)
+        return PhaseFinding(best, h[best], p[best], gap, over_all)
     return None
+
+
+def _mean_duration(items: Sequence[EpisodeMetrics]) -> float:
+    values = [m.values["duration_s"] for m in items if math.isfinite(m.values["duration_s"])]
+    return float(np.mean(values)) if values else math.nan
 
 
 def allot_shares(causes: Sequence[Check], gap: float) -> None:
