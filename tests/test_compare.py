@@ -313,6 +313,8 @@ def test_rollouts_that_never_succeed_are_never_not_slower(tmp_path):
     assert "not slower" not in c.verdict and "faster" not in c.verdict and "No cause found" not in c.verdict
     assert c.fails_more and not c.ok and c.speed is None and c.to_dict()["ok"] is False
     assert f"Failures, compared separately: the policy's {COUNT} lasted" in c.verdict
+    assert c.verdict.endswith("Nothing else measured differs from the demonstrations beyond its threshold (see the "
+                              "checks).")
     assert consistency_problems(c) == []
 
 
@@ -359,6 +361,7 @@ def test_durations_compared_on_successes_failures_apart(tmp_path):
     assert c.failures.policy.n == 3 and c.failures.human.n == 0
     assert c.verdict.startswith(f"The policy succeeded in 3 of 6 (50%), the demonstrations in {COUNT} of {COUNT}")
     assert "Its successful episodes took 1.0" in c.verdict and "not slower" not in c.verdict
+    assert "No cause found" not in c.verdict  # failing half the time is the difference
     mean_fail = c.failures.policy.stat("mean")
     assert f"the policy's 3 lasted {mean_fail:.2f} s on average, the demonstrations had none" in c.verdict
     assert not c.ok and consistency_problems(c) == []

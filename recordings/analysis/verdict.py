@@ -25,7 +25,7 @@ they decide. The rules, each one an invariant :func:`consistency_problems` check
 * Every check whose evidence crosses one of its thresholds is named: a check
   that fires by its title, one that only partly fires by its findings.
   "No cause found" is said only when nothing crosses a threshold, no phase
-  dominates and the policy is not slower.
+  dominates, the policy is not slower and it does not fail more (``ok``).
 """
 
 from __future__ import annotations
@@ -162,8 +162,11 @@ def verdict_text(c: Comparison) -> str:
     if not causes and not found:
         if c.slower and c.phase is None:
             parts.append("No known cause and no single phase explains the gap (see the checks).")
-        elif not c.slower and c.phase is None and c.speed is not None:
+        elif c.ok and c.phase is None:
             parts.append(f"{NO_CAUSE}: nothing measured differs beyond its threshold.")
+        elif c.phase is None:  # it fails more, or has no success: that is the difference
+            parts.append("Nothing else measured differs from the demonstrations beyond its threshold (see the "
+                         "checks).")
     return " ".join(parts)
 
 
@@ -214,6 +217,6 @@ def consistency_problems(c: Comparison) -> list[str]:
                 problems.append(f"{check.id}: '{crit.finding}' crosses its threshold but is not named")
     if c.phase is not None and PHASE_WORDS[c.phase.phase] not in v:
         problems.append(f"the {c.phase.phase} phase dominates the gap but is not named")
-    if NO_CAUSE in v and (c.slower or c.phase is not None or c.causes or findings(c.checks)):
+    if NO_CAUSE in v and (not c.ok or c.phase is not None or c.causes or findings(c.checks)):
         problems.append(f"'{NO_CAUSE}' beside evidence that crosses a threshold")
     return problems
