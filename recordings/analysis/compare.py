@@ -47,6 +47,11 @@ Why these thresholds: a 2× (or ½×) change of a spectral share and a 15 % long
 path are differences well outside the scatter between one operator's repeats
 of a task, and requiring the path ratio's CI to exclude 1 keeps small sets from
 crossing it by chance.
+
+Plain Python, no threads of its own (the Compare tab calls it from a worker).
+Invariant: :func:`compare_metrics` never returns a comparison whose verdict
+contradicts its evidence (:func:`recordings.analysis.verdict.consistency_problems`);
+if it would, that is a bug, and it raises RuntimeError naming the contradiction.
 """
 
 from __future__ import annotations
