@@ -85,7 +85,7 @@ def task_at(tau: np.ndarray, b: np.ndarray = B, bursts: int = 0) -> tuple[np.nda
 def pick_episode(path: Path, *, seed: int = 0, rate: float = 100.0, speed: float = 1.0, idle_start: float = 0.2,
                  idle_end: float = 0.2, starve: tuple[int, int] | None = None, source: str = "human",
                  bursts: int = 0, wiggle: float = 0.0, smooth_s: float = 0.0, jitter: float = 0.0,
-                 success: str = "true") -> Path:
+                 grasp_speed: float = 1.0, success: str = "true") -> Path:
     """A pick whose slowness has a known cause (see the module docstring).
 
     ``speed`` scales how fast τ runs (smaller actions per tick); ``starve=(run, wait)``
@@ -95,7 +95,8 @@ def pick_episode(path: Path, *, seed: int = 0, rate: float = 100.0, speed: float
     move the end effector), ``smooth_s`` low-passes the arm targets with a causal
     moving average of that length (what a temporal ensemble does), ``jitter`` zig-zags
     the end effector sideways by that many metres at 5 Hz while it moves (what a
-    noisy or badly blended policy does). Small per-seed
+    noisy or badly blended policy does), ``grasp_speed`` scales how fast τ runs while the
+    gripper closes (below 1: a policy that hesitates at the grasp). Small per-seed
     variations of the target, speed and idle times keep the sets from being identical.
     """
     rng = np.random.default_rng(seed)
@@ -115,7 +116,8 @@ def pick_episode(path: Path, *, seed: int = 0, rate: float = 100.0, speed: float
                 starved = (k_motion % (run + wait)) >= run
                 k_motion += 1
             if not starved:
-                tau = min(TASK_S, tau + speed * (t - t_list[-1]))
+                grasping = REACH_S <= tau < REACH_S + GRASP_S
+                tau = min(TASK_S, tau + speed * (grasp_speed if grasping else 1.0) * (t - t_list[-1]))
         if tau >= TASK_S and done_at is None:
             done_at = t
         t_list.append(t)

@@ -3,7 +3,11 @@
 Each scenario writes six human demos and six policy rollouts with
 ``speed_episodes.pick_episode`` and changes one thing on the policy side (or,
 for the idle case, on both): the diagnosis must name that cause and no other,
-and no cause at all when the policy is not slower.
+and no cause at all when the policy is not slower. The verdict tests reproduce
+the ways a verdict once contradicted its evidence: rollouts that never
+succeeded called "not slower", cause estimates larger than the gap, jitter
+evidence beside "no cause", a grasp that takes six times as long named by
+nothing.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import dataclasses
 import html
 import json
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -27,6 +32,7 @@ from recordings.analysis.compare import (
 )
 from recordings.analysis.metrics import METRICS, metrics_of
 from recordings.analysis.report import write_report
+from recordings.analysis.verdict import consistency_problems
 from speed_episodes import pick_episode, pick_set
 from teleop_app import cli
 
@@ -64,15 +70,20 @@ def test_diagnosis_names_the_known_cause(comparisons, name):
     c = comparisons[name]
     expected = SCENARIOS[name][2]
     assert [cause.id for cause in c.causes] == expected, c.text()
+    assert c.verdict.startswith(f"The policy succeeded in {COUNT} of {COUNT} (100%), the demonstrations in {COUNT} "
+                                f"of {COUNT} (100%).")
+    assert consistency_problems(c) == []
     if expected:
-        assert c.slower and c.metrics["duration_s"].ci_low > 1.0
-        assert c.verdict.startswith("The policy is slower")
+        assert c.slower and c.speed.ci_low > 1.0 and not c.ok
+        assert "The policy is slower on successes" in c.verdict
         cause = c.causes[0]
         assert cause.title in c.verdict
         assert cause.fix and all(cause.evidence)
     else:
-        assert not c.slower and c.metrics["duration_s"].ci_low <= 1.0 <= c.metrics["duration_s"].ci_high
+        assert not c.slower and c.speed.ci_low <= 1.0 <= c.speed.ci_high and c.ok
         assert "No cause found" in c.verdict and "not slower" in c.verdict
+        assert all(x.status == "no" for x in c.checks)  # at most preconditions hold: "not found (k of n …)"
+        assert all(x.status_text() == "no" or x.status_text().startswith("not found (") for x in c.checks)
 
 
 def test_idle_evidence_and_fix(comparisons):
@@ -93,7 +104,7 @@ def test_starvation_evidence(comparisons):
     assert m["starved_share"] == pytest.approx(15 / 25, abs=0.05)  # 15 of every 25 moving ticks held
     assert m["longest_stall_s"] == pytest.approx(0.15, abs=0.02)
     assert cause.explains_s == pytest.approx(c.gap_s, rel=0.15)
-    assert "inference waits per episode" in cause.evidence[1]
+    assert "inference waits per episode" in cause.evidence[2] and "(the cause needs ≥ 5%)" in cause.evidence[0]
 
 
 def test_small_actions_hold_at_comparable_phases(comparisons):
@@ -109,9 +120,10 @@ def test_slower_with_no_known_cause(comparisons):
     policy = [dataclasses.replace(m, values={**m.values, "duration_s": m.values["duration_s"] + 2.0})
               for m in c.policy]
     slow = compare_metrics(c.human, policy, labels=("h", "p"))
-    assert slow.slower and slow.causes == []
-    assert "No cause found: none of the known causes" in slow.verdict
-    assert "checked:" in slow.text()
+    assert slow.slower and slow.causes == [] and slow.phase is None
+    assert "No known cause and no single phase explains the gap" in slow.verdict
+    assert "No cause found" not in slow.verdict  # reserved for a policy that is not slower
+    assert "checks:" in slow.text()
 
 
 def test_checks_are_reported_but_not_blamed_when_not_slower(comparisons):
@@ -256,7 +268,7 @@ def test_cli_text(scenario_sets, capsys):
     root, _, _ = scenario_sets["starvation"]
     code, out, _ = run_cli(["--human", str(root / "human"), "--policy", str(root / "policy" / "*.h5")], capsys)
     assert code == 0
-    assert "The policy is slower" in out and "starvation while waiting for inference" in out
+    assert "The policy is slower on successes" in out and "starvation while waiting for inference" in out
     assert re.search(r"duration \(s\)\s+\d+\.\d\d\s+\d+\.\d\d\s+2\.\d\d× \[", out)
     assert "fix: request the next chunk" in out
 
@@ -283,3 +295,158 @@ def test_cli_errors_are_one_line(scenario_sets, capsys, tmp_path):
     assert code == 2 and "not both" in err
     code, _, err = run_cli(["--by-source", str(root / "human")], capsys)  # all human: no policy episodes
     assert code == 2 and "no readable policy episodes" in err
+
+
+# -- the verdict tells the truth -------------------------------------------------------------------
+def _sets(root, human=None, policy=None, count=COUNT):
+    h = pick_set(root / "human", count, **(human or {}))
+    p = pick_set(root / "policy", count, first_seed=100, source="policy", **(policy or {}))
+    return h, p
+
+
+def test_rollouts_that_never_succeed_are_never_not_slower(tmp_path):
+    h, p = _sets(tmp_path, policy={"success": "false"})  # as fast as the demos, but every one failed
+    c = compare_sets(h, p)
+    assert c.verdict.startswith(f"The policy succeeded in 0 of {COUNT} (0%), the demonstrations in {COUNT} of "
+                                f"{COUNT} (100%).")
+    assert "cannot be compared on successes: the policy has none" in c.verdict
+    assert "not slower" not in c.verdict and "faster" not in c.verdict and "No cause found" not in c.verdict
+    assert c.fails_more and not c.ok and c.speed is None and c.to_dict()["ok"] is False
+    assert f"Failures, compared separately: the policy's {COUNT} lasted" in c.verdict
+    assert c.verdict.endswith("Nothing else measured differs from the demonstrations beyond its threshold (see the "
+                              "checks).")
+    assert consistency_problems(c) == []
+
+
+def test_by_source_failing_jittery_rollouts_name_the_jitter(tmp_path):
+    """The issue's first case: by source, rollouts that never succeeded, with a zig-zag path beside the demos'."""
+    folder = tmp_path / "dataset"
+    folder.mkdir()
+    for i in range(4):
+        pick_episode(folder / f"episode_{i + 1:06d}.h5", seed=i)
+        pick_episode(folder / f"episode_{i + 5:06d}.h5", seed=10 + i, source="policy", success="false",
+                     jitter=0.006)
+    c = compare_by_source(folder)
+    assert c.verdict.startswith("The policy succeeded in 0 of 4 (0%), the demonstrations in 4 of 4 (100%).")
+    jitter = next(x for x in c.checks if x.id == "jitter")
+    assert jitter.status == "fires" and [x.id for x in c.causes] == ["jitter"]
+    assert "It differs from the demonstrations: jittery actions" in c.verdict
+    assert "not slower" not in c.verdict and "No cause found" not in c.verdict and not c.ok
+
+
+def test_relabelled_copy_of_successes_is_not_called_not_slower(tmp_path):
+    """Two successful demos, copied and labelled as failures: the same motion, but a set that failed."""
+    demos = pick_set(tmp_path / "demos", 2)
+    (tmp_path / "copy").mkdir()
+    copies = []
+    for path in demos:
+        copy = tmp_path / "copy" / path.name
+        shutil.copy(path, copy)
+        edit.label(copy, success=False)
+        copies.append(copy)
+    c = compare_sets(demos, copies)
+    assert c.metrics["duration_s"].ratio == pytest.approx(1.0)  # the very same durations
+    assert c.verdict.startswith("The policy succeeded in 0 of 2 (0%), the demonstrations in 2 of 2 (100%).")
+    assert "not slower" not in c.verdict and "No cause found" not in c.verdict and not c.ok
+
+
+def test_durations_compared_on_successes_failures_apart(tmp_path):
+    """Half the rollouts fail and then idle for 6 s: the headline compares successes with successes only."""
+    h = pick_set(tmp_path / "human", COUNT)
+    p = (pick_set(tmp_path / "wins", 3, first_seed=100, source="policy")
+         + pick_set(tmp_path / "losses", 3, first_seed=200, source="policy", success="false", idle_end=6.0))
+    c = compare_sets(h, p)
+    assert c.metrics["duration_s"].ci_low > 1.1  # over every episode the policy looks much slower
+    assert c.speed.policy.n == 3 and c.speed.ci_low <= 1.0 <= c.speed.ci_high  # its successes are not
+    assert c.failures.policy.n == 3 and c.failures.human.n == 0
+    assert c.verdict.startswith(f"The policy succeeded in 3 of 6 (50%), the demonstrations in {COUNT} of {COUNT}")
+    assert "Its successful episodes took 1.0" in c.verdict and "not slower" not in c.verdict
+    assert "No cause found" not in c.verdict  # failing half the time is the difference
+    mean_fail = c.failures.policy.stat("mean")
+    assert f"the policy's 3 lasted {mean_fail:.2f} s on average, the demonstrations had none" in c.verdict
+    assert not c.ok and consistency_problems(c) == []
+    assert "duration, successes (s)" in c.text() and "duration, failures (s)" in c.text()
+    few = compare_sets(h, p[2:])  # one success left
+    assert any("fewer than 3 successes in a set (6 of the demonstrations, 1 of the policy)" in n for n in few.notes)
+
+
+def test_cause_shares_never_exceed_the_gap(comparisons):
+    c = comparisons["jitter"]
+    (cause,) = c.causes
+    assert cause.explains_s > c.gap_s > 0  # the extra path alone would account for more than the whole gap
+    assert cause.share_s == pytest.approx(c.gap_s)
+    assert f"≈ {c.gap_s:.2f} s of the {c.gap_s:+.2f} s gap, 100%" in c.verdict
+    assert f"its own estimate of {cause.explains_s:.2f} s capped" in c.verdict
+    assert f"≈ {cause.explains_s:.1f} s" not in c.text()
+    for name, other in comparisons.items():
+        shares = [x.share_s for x in other.causes if x.share_s is not None]
+        assert sum(shares) <= max(other.gap_s, 0.0) + 1e-9, name
+
+
+def test_jitter_evidence_above_threshold_is_named_when_not_slower(tmp_path):
+    h, p = _sets(tmp_path, policy={"jitter": 0.006})  # a zig-zag path at the demos' pace
+    c = compare_sets(h, p)
+    assert not c.slower
+    jitter = next(x for x in c.checks if x.id == "jitter")
+    assert jitter.status == "fires" and all(x.met for x in jitter.criteria)
+    assert "jittery actions" in c.verdict and "No cause found" not in c.verdict
+
+
+def test_partial_evidence_is_named_not_reported_as_no(tmp_path):
+    """A 6 Hz wiggle of the wrist: high-frequency commands 2× and more the demos', the path unchanged."""
+    h, p = _sets(tmp_path, policy={"wiggle": 0.004})
+    c = compare_sets(h, p)
+    jitter = next(x for x in c.checks if x.id == "jitter")
+    assert jitter.status == "partly" and jitter.status_text() == "partly (1 of 2 conditions)"
+    assert [x.met for x in jitter.criteria] == [True, False]
+    assert jitter.criteria[0].finding in c.verdict and "Measured differences: high-frequency commands" in c.verdict
+    assert "No cause found" not in c.verdict
+    assert "jittery actions (a zig-zag path longer than the human's): partly (1 of 2 conditions)" in c.text()
+
+
+def test_a_dominant_grasp_phase_is_named(tmp_path, comparisons):
+    h, p = _sets(tmp_path, policy={"grasp_speed": 0.15})  # closes the gripper at a sixth of the demos' pace
+    c = compare_sets(h, p)
+    assert c.slower and c.phase is not None and c.phase.phase == "grasp"
+    assert c.phase.policy_s > 5 * c.phase.human_s and c.phase.extra_s > 0.5 * c.gap_s
+    assert (f"It hesitates at the grasp: {c.phase.policy_s:.2f} s vs {c.phase.human_s:.2f} s in the grasp phase"
+            in c.verdict)
+    assert "No known cause" not in c.verdict and "No cause found" not in c.verdict
+    for name in ("small_actions", "jitter", "starvation"):  # slower all along: no phase stands out
+        assert comparisons[name].phase is None, name
+
+
+def test_a_failing_policy_that_hesitates_at_the_grasp_is_told_so(tmp_path):
+    """No success to compare with: the phases of every rollout against the demonstrations' successes."""
+    h, p = _sets(tmp_path, policy={"grasp_speed": 0.15, "success": "false"})
+    c = compare_sets(h, p)
+    assert c.speed is None and c.phase is not None and c.phase.phase == "grasp" and c.phase.over_all
+    assert "cannot be compared on successes" in c.verdict and "It hesitates at the grasp" in c.verdict
+    assert "longer mean duration of every policy episode" in c.verdict and consistency_problems(c) == []
+
+
+def test_the_consistency_check_catches_a_contradiction(tmp_path):
+    h, p = _sets(tmp_path, policy={"success": "false", "jitter": 0.006})
+    c = compare_sets(h, p)
+    old = dataclasses.replace(c, verdict="The policy is not slower than the human: 1.00×. No cause found.")
+    problems = consistency_problems(old)
+    assert any("succeeds less often" in x for x in problems)
+    assert any("jitter fires but the verdict does not name it" in x for x in problems)
+    assert any("No cause found" in x for x in problems)
+
+
+def test_cli_and_report_show_the_failing_verdict(tmp_path, capsys):
+    h, p = _sets(tmp_path, policy={"success": "false", "jitter": 0.006}, count=3)
+    code, out, _ = run_cli(["--human", str(tmp_path / "human"), "--policy", str(tmp_path / "policy"),
+                            "--report", str(tmp_path / "r.html")], capsys)
+    assert code == 0
+    assert "The policy succeeded in 0 of 3 (0%), the demonstrations in 3 of 3 (100%)." in out
+    assert "jittery actions (a zig-zag path longer than the human's): fires" in out
+    assert "not slower" not in out
+    text = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert '<div class="verdict warn">' in text and html.escape("The policy succeeded in 0 of 3") in text
+    code, out, _ = run_cli(["--human", str(tmp_path / "human"), "--policy", str(tmp_path / "policy"), "--json"],
+                           capsys)
+    data = json.loads(out)
+    assert data["ok"] is False and data["fails_more"] is True and data["speed_on_successes"] is None
+    assert data["success"]["policy"] == {"successes": 0, "failures": 3, "unlabelled": 0, "rate": 0.0}

@@ -3,7 +3,8 @@
 The rollouts are written with known causes (``speed_episodes``): demos that
 idle at both ends and a policy that idles longer and waits for inference, so
 the tab must show both causes, and what it draws must be the comparison's
-numbers. ``TELEOP_DOCS_SCREENSHOT=1`` also writes ``docs/compare-tab.png``.
+numbers. Rollouts that never succeed get a verdict that says so, not in green.
+``TELEOP_DOCS_SCREENSHOT=1`` also writes ``docs/compare-tab.png``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ MAX_PNG_BYTES = 300 * 1024
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 HUMAN = {"idle_start": 1.5, "idle_end": 1.5}
 POLICY = {"idle_start": 3.0, "idle_end": 2.5, "starve": (20, 6), "source": "policy"}
+GREEN = "#e8f5e9"  # the verdict's background when the analysis says ok (ui.compare_tab.VERDICT_OK)
 
 
 @pytest.fixture(scope="module")
@@ -80,15 +82,20 @@ def test_compares_two_folders_and_shows_why(qtbot, tab, sets, tmp_path):
     assert [x.id for x in c.causes] == [x.id for x in expected.causes] == ["idle_ends", "starvation"]
 
     # verdict and diagnosis, as text a person reads
-    assert tab.verdict_label.text() == c.verdict and c.verdict.startswith("The policy is slower")
+    assert tab.verdict_label.text() == c.verdict and "The policy is slower on successes" in c.verdict
+    assert c.verdict.startswith("The policy succeeded in 8 of 8 (100%), the demonstrations in 8 of 8 (100%).")
+    assert GREEN not in tab.verdict_label.styleSheet()
     text = tab.diagnosis.toPlainText()
     assert "1. idle frames at the demos' ends" in text and "2. starvation while waiting for inference" in text
-    assert "teleop-app episodes trim" in text and "Checked, not found" in text
+    assert "teleop-app episodes trim" in text and "Every check" in text
+    assert "control-rate mismatch between recording and rollout: no" in text
+    assert "jittery actions (a zig-zag path longer than the human's): partly (1 of 2 conditions)" in text
     assert tab.last_message == "Compared 8 human and 8 policy episode(s)."
 
     # the table: one row per metric with data, ratios as the comparison computed them
     shown = [m for m in METRICS if c.metrics[m.key].human.n or c.metrics[m.key].policy.n]
-    assert tab.table.rowCount() == len(shown)
+    assert tab.table.rowCount() == len(shown) + 1  # the successes' durations first: the verdict's comparison
+    assert tab.table.item(0, 0).text() == "duration, successes (s)" and tab.ratio_text("speed") == fmt_ratio(c.speed)
     for m in shown:
         assert tab.ratio_text(m.key) == fmt_ratio(c.metrics[m.key])
     assert tab.ratio_text("starved_share") is not None and tab.ratio_text("duration_s").startswith(
@@ -175,6 +182,27 @@ def test_enter_in_a_field_compares_and_errors_are_messages(qtbot, tab, sets, tmp
     with qtbot.waitSignal(tab.compared, timeout=60_000):
         qtbot.keyClick(tab.policy_edit, QtCore.Qt.Key.Key_Return)
     assert tab.comparison is not None and tab.comparison.slower
+
+
+def test_failing_rollouts_are_not_green(qtbot, tab, sets):
+    """Rollouts as fast as the demos that never succeed, with a zig-zag path: the tab shows the analysis' verdict."""
+    root, *_ = sets
+    pick_set(root / "failing", 4, first_seed=300, source="policy", success="false", jitter=0.006)
+    tab.set_sets(root / "demos", root / "failing")
+    c = run(qtbot, tab)
+    assert tab.verdict_label.text() == c.verdict
+    assert c.verdict.startswith("The policy succeeded in 0 of 4 (0%), the demonstrations in 8 of 8 (100%).")
+    assert "not slower" not in c.verdict and not c.ok
+    assert GREEN not in tab.verdict_label.styleSheet()
+    text = tab.diagnosis.toPlainText()
+    assert "1. jittery actions (a zig-zag path longer than the human's)" in text
+    assert "jittery actions (a zig-zag path longer than the human's): fires" in text
+    assert "duration, failures (s): human –, policy" in text
+    assert tab.ratio_text("speed") is None and tab.table.item(0, 0).text() == "duration, failures (s)"
+
+    tab.set_sets(root / "demos", root / "demos")  # the demos against themselves: green
+    c = run(qtbot, tab)
+    assert c.ok and "No cause found" in c.verdict and GREEN in tab.verdict_label.styleSheet()
 
 
 def test_help_lists_the_keys(tab):

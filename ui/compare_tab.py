@@ -5,7 +5,9 @@ globs, or one dataset folder (the session's) split by who drove the ticks.
 The metrics are computed in a worker; the tab then shows the end-effector
 speed over normalized time (median and p25–p75 band per set), the duration
 histograms, the phase bars, the metrics table with policy/human ratios and
-their bootstrap confidence intervals, and the diagnosis with its evidence.
+their bootstrap confidence intervals, and the verdict and diagnosis with their
+evidence, as the analysis decided them (:mod:`recordings.analysis.verdict`):
+the verdict is green only when the comparison is ``ok``.
 Both the picture (PNG) and the full HTML report can be saved.
 
 Keys (while the focus is inside this tab): Enter in a set field or Ctrl+Enter
@@ -31,6 +33,7 @@ from recordings.analysis.compare import (
     fmt_value,
     resolve_set,
 )
+from recordings.analysis.comparison import findings, share_text
 from recordings.analysis.metrics import METRICS
 from recordings.analysis.report import PHASE_COLORS, phase_means, write_report
 from recordings.library import episode_files
@@ -42,6 +45,7 @@ HUMAN_COLOR = "#2b8cbe"  # as in the joint plots and the HTML report
 POLICY_COLOR = "#e6550d"
 COLORS = {"human": HUMAN_COLOR, "policy": POLICY_COLOR}
 BAND_ALPHA = 60
+VERDICT_OK, VERDICT_WARN, VERDICT_NEUTRAL = "#e8f5e9", "#fff3e0", "#f4f4f4"  # the verdict's background
 LEVEL_STYLE = {"info": "", "ok": "color:#2e7d32", "warn": "color:#b26a00; font-weight:bold",
                "error": "color:#c62828; font-weight:bold"}
 MODES = ("sets", "source")
@@ -213,20 +217,28 @@ class CompareTab(QtWidgets.QWidget):
         return split
 
     def _build_diagnosis(self) -> QtWidgets.QWidget:
-        w = QtWidgets.QWidget()
-        v = QtWidgets.QVBoxLayout(w)
-        v.setContentsMargins(0, 0, 0, 0)
+        split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)  # a long verdict scrolls, never gets cut
+        split.setChildrenCollapsible(False)
         self.verdict_label = QtWidgets.QLabel("No comparison yet.")
         self.verdict_label.setWordWrap(True)
         self.verdict_label.setObjectName("verdict")
-        self.verdict_label.setStyleSheet("font-size:15px; font-weight:bold; padding:6px; background:#f4f4f4;"
-                                         "border-radius:4px")
+        self.verdict_label.setAlignment(QtCore.Qt.AlignmentFlag.AlignTop | QtCore.Qt.AlignmentFlag.AlignLeft)
+        self._style_verdict(VERDICT_NEUTRAL)
         self.verdict_label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.verdict_scroll = QtWidgets.QScrollArea()
+        self.verdict_scroll.setWidgetResizable(True)
+        self.verdict_scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        self.verdict_scroll.setWidget(self.verdict_label)
         self.diagnosis = QtWidgets.QTextBrowser()
         self.diagnosis.setOpenLinks(False)
-        v.addWidget(self.verdict_label)
-        v.addWidget(self.diagnosis, 1)
-        return w
+        split.addWidget(self.verdict_scroll)
+        split.addWidget(self.diagnosis)
+        split.setSizes([2000, 3000])  # two fifths for the verdict, whatever the window's size
+        return split
+
+    def _style_verdict(self, background: str) -> None:
+        self.verdict_label.setStyleSheet(f"font-size:14px; font-weight:600; padding:6px; background:{background};"
+                                         "border-radius:4px")
 
     def help_sections(self) -> list[tuple[str, list[tuple[str, str]]]]:
         """This tab's keys for the window's help overlay."""
@@ -374,9 +386,7 @@ class CompareTab(QtWidgets.QWidget):
         self._draw_histogram(c)
         self._draw_phases(c)
         self._fill_table(c)
-        colour = "#fff3e0" if c.slower else "#e8f5e9"
-        self.verdict_label.setStyleSheet(f"font-size:15px; font-weight:bold; padding:6px; background:{colour};"
-                                         "border-radius:4px")
+        self._style_verdict(VERDICT_OK if c.ok else VERDICT_WARN)  # green only when the analysis says ok
         self.verdict_label.setText(c.verdict)
         self.diagnosis.setHtml(diagnosis_html(c))
         self._update_actions()
@@ -453,25 +463,27 @@ class CompareTab(QtWidgets.QWidget):
                 start[side] += means[side][phase]
         total = max(start.values())
         plot.setXRange(0, max(total, 1e-3) * 1.05, padding=0)
-        plot.setYRange(-0.6, 2.0, padding=0)  # room for the legend above the bars
+        plot.setYRange(-0.6, 2.4, padding=0)  # room for the legend above the bars
 
     def _fill_table(self, c: Comparison) -> None:
-        rows = [m for m in METRICS if c.metrics[m.key].human.n or c.metrics[m.key].policy.n]
+        """Like-with-like durations first (keys ``"speed"``, ``"failures"``), then every metric with data."""
+        rows = [(label, mc, key, "the verdict's duration comparison") for key, label, mc in c.duration_rows()]
+        rows += [(m.label + (f" ({m.unit})" if m.unit else ""), c.metrics[m.key], m.key, m.help) for m in METRICS
+                 if c.metrics[m.key].human.n or c.metrics[m.key].policy.n]
         self.table.setRowCount(len(rows))
         bold = QtGui.QFont()
         bold.setBold(True)
-        for r, m in enumerate(rows):
-            mc = c.metrics[m.key]
-            label = QtWidgets.QTableWidgetItem(m.label + (f" ({m.unit})" if m.unit else ""))
-            label.setToolTip(m.help)
-            label.setData(KEY_ROLE, m.key)
+        for r, (text, mc, key, tip) in enumerate(rows):
+            label = QtWidgets.QTableWidgetItem(text)
+            label.setToolTip(tip)
+            label.setData(KEY_ROLE, key)
             cells = [label]
             for dist in (mc.human, mc.policy):
-                item = QtWidgets.QTableWidgetItem(fmt_value(m.key, dist.stat("mean")))
+                item = QtWidgets.QTableWidgetItem(fmt_value(mc.key, dist.stat("mean")))
                 if dist.n:
-                    item.setToolTip(f"n={dist.n}, median {fmt_value(m.key, dist.stat('median'))}, "
-                                    f"p25–p75 {fmt_value(m.key, dist.stat('p25'))}–"
-                                    f"{fmt_value(m.key, dist.stat('p75'))}")
+                    item.setToolTip(f"n={dist.n}, median {fmt_value(mc.key, dist.stat('median'))}, "
+                                    f"p25–p75 {fmt_value(mc.key, dist.stat('p25'))}–"
+                                    f"{fmt_value(mc.key, dist.stat('p75'))}")
                 cells.append(item)
             ratio = QtWidgets.QTableWidgetItem(fmt_ratio(mc))
             if math.isfinite(mc.ci_low) and (mc.ci_low > 1.0 or mc.ci_high < 1.0):
@@ -544,25 +556,32 @@ def diagnosis_html(c: Comparison) -> str:
     """The diagnosis for the tab's text view (Qt's rich-text subset of HTML)."""
     e = html.escape
     parts = []
-    if c.causes:
-        for i, cause in enumerate(c.causes, 1):
-            effect = f" <span style='color:#666'>(≈ {cause.explains_s:.1f} s per episode)</span>" \
-                if cause.explains_s is not None else ""
-            parts.append(f"<h3 style='margin-bottom:2px'>{i}. {e(cause.title)}{effect}</h3><ul style='margin-top:2px'>"
-                         + "".join(f"<li>{e(x)}</li>" for x in cause.evidence)
-                         + f"</ul><p style='color:#1b5e20'><b>Fix:</b> {e(cause.fix)}</p>")
-    elif c.slower:
-        parts.append("<p>No known cause shows in the data. What was checked:</p>")
-    else:
-        parts.append("<p style='color:#555'>Nothing to explain. The checks, for reference:</p>")
-    if not c.causes:
-        for check in c.checks:
-            parts.append(f"<p><b>{e(check.title)}</b>: no<br><span style='color:#555'>"
-                         + "<br>".join(e(x) for x in check.evidence) + "</span></p>")
-    else:
-        quiet = [check.title for check in c.checks if not check.fired]
-        if quiet:
-            parts.append("<p style='color:#555'>Checked, not found: " + e("; ".join(quiet)) + ".</p>")
+    for i, cause in enumerate(c.causes, 1):
+        share = share_text(cause, c.gap_s) if c.slower else ""
+        effect = f" <span style='color:#666'>({e(share)})</span>" if share else ""
+        parts.append(f"<h3 style='margin-bottom:2px'>{i}. {e(cause.title)}{effect}</h3><ul style='margin-top:2px'>"
+                     + "".join(f"<li>{e(x)}</li>" for x in cause.evidence)
+                     + f"</ul><p style='color:#1b5e20'><b>Fix:</b> {e(cause.fix)}</p>")
+    if c.phase is not None:
+        parts.append(f"<h3 style='margin-bottom:2px'>{e(c.phase.text())}</h3>")
+    found = findings(c.checks)
+    if found:
+        parts.append("<p><b>" + ("Also measured" if c.causes else "Measured differences") + ":</b> "
+                     + e("; ".join(found)) + "</p>")
+    rows = c.duration_rows()
+    if rows:
+        parts.append("<p style='color:#555'>" + "<br>".join(
+            f"{e(label)}: human {fmt_value(mc.key, mc.human.stat('mean'))}, policy "
+            f"{fmt_value(mc.key, mc.policy.stat('mean'))}, {e(fmt_ratio(mc))}" for _, label, mc in rows) + "</p>")
+    parts.append("<p><b>Every check</b> <span style='color:#555'>(evidence that crosses its threshold in "
+                 "red)</span></p>")
+    status_style = {"fires": "color:#c62828", "partly": "color:#b26a00", "no": "color:#555"}
+    for check in c.checks:
+        lines = [f"<span style='color:#c62828'>{e(x.text)}</span>" if x.met else e(x.text) for x in check.criteria]
+        lines += [e(x) for x in check.context]
+        parts.append(f"<p><b>{e(check.title)}</b>: <b style='{status_style[check.status]}'>"
+                     f"{e(check.status_text())}</b><br><span style='color:#555'>" + "<br>".join(lines)
+                     + "</span></p>")
     sets = (f"<p style='color:#555'><b style='color:{HUMAN_COLOR}'>human</b>: {len(c.human)} episode(s) from "
             f"{e(c.labels[0])}<br><b style='color:{POLICY_COLOR}'>policy</b>: {len(c.policy)} episode(s) from "
             f"{e(c.labels[1])}</p>")

@@ -16,8 +16,17 @@ from pathlib import Path
 
 import numpy as np
 
-from recordings.analysis.compare import THRESHOLDS, Comparison, Distribution, fmt_ratio, fmt_value
+from recordings.analysis.comparison import (
+    Comparison,
+    Distribution,
+    MetricComparison,
+    findings,
+    fmt_ratio,
+    fmt_value,
+    share_text,
+)
 from recordings.analysis.metrics import METRIC_BY_KEY, METRICS
+from recordings.analysis.verdict import phase_means_of
 
 HUMAN_COLOR = "#2b8cbe"
 POLICY_COLOR = "#e6550d"
@@ -32,14 +41,15 @@ h1 {{ font-size: 24px; margin-bottom: 4px; }} h2 {{ font-size: 18px; margin-top:
 .sets {{ color: #555; }} .human {{ color: {HUMAN_COLOR}; font-weight: 600; }}
 .policy {{ color: {POLICY_COLOR}; font-weight: 600; }}
 .verdict {{ font-size: 17px; padding: 10px 14px; border-radius: 6px; background: #f4f4f4; margin: 14px 0; }}
-.verdict.slower {{ background: #fff3e0; border-left: 5px solid {POLICY_COLOR}; }}
+.verdict.warn {{ background: #fff3e0; border-left: 5px solid {POLICY_COLOR}; }}
 .verdict.ok {{ background: #e8f5e9; border-left: 5px solid #2e7d32; }}
 .cause {{ border: 1px solid #e0e0e0; border-radius: 6px; padding: 8px 14px; margin: 10px 0; }}
 .cause h3 {{ margin: 4px 0; font-size: 16px; }} .fix {{ color: #1b5e20; }}
 table {{ border-collapse: collapse; font-size: 13px; }} td, th {{ padding: 3px 8px; border-bottom: 1px solid #eee;
   text-align: right; vertical-align: middle; }}
 th {{ background: #fafafa; }} td.l, th.l {{ text-align: left; }}
-.fired {{ color: #c62828; font-weight: 600; }} .quiet {{ color: #888; }}
+.fired {{ color: #c62828; font-weight: 600; }} .partly {{ color: #b26a00; font-weight: 600; }}
+.quiet {{ color: #888; }} .met {{ color: #c62828; }}
 .charts {{ display: flex; flex-wrap: wrap; gap: 18px; }} .chart h4 {{ margin: 4px 0; font-size: 14px; }}
 .small {{ font-size: 12px; color: #666; }}
 """
@@ -203,11 +213,7 @@ def histogram_svg(c: Comparison, key: str = "duration_s", w: int = 420, h: int =
 
 def phase_means(c: Comparison) -> dict[str, dict[str, float]]:
     """Mean seconds per phase and set (NaN-free: an episode without a phase adds 0 to it)."""
-    out = {}
-    for side, items in (("human", c.human), ("policy", c.policy)):
-        out[side] = {ph: float(np.mean([0.0 if not math.isfinite(m.values[f"{ph}_s"]) else m.values[f"{ph}_s"]
-                                        for m in items])) for ph in PHASE_COLORS}
-    return out
+    return {"human": phase_means_of(c.human), "policy": phase_means_of(c.policy)}
 
 
 def phases_svg(c: Comparison, w: int = 520, h: int = 160) -> str:
@@ -270,6 +276,10 @@ def strip_svg(hv: np.ndarray, pv: np.ndarray, w: int = 170, h: int = 26) -> str:
 def _metrics_table(c: Comparison) -> str:
     rows = ['<table><tr><th class="l">metric</th><th>human mean</th><th>median [p25–p75]</th><th>policy mean</th>'
             '<th>median [p25–p75]</th><th>policy / human [95% CI]</th><th class="l">every episode</th></tr>']
+    like = c.duration_rows()
+    if like:
+        rows.append('<tr><th class="l" colspan="7">like with like</th></tr>')
+        rows += [_metric_row(label, mc, "the verdict's duration comparison") for _, label, mc in like]
     group = None
     for m in METRICS:
         mc = c.metrics[m.key]
@@ -278,20 +288,21 @@ def _metrics_table(c: Comparison) -> str:
         if m.group != group:
             group = m.group
             rows.append(f'<tr><th class="l" colspan="7">{_e(group)}</th></tr>')
-
-        def spread(d: Distribution) -> str:
-            if not d.n:
-                return "–"
-            return (f"{fmt_value(m.key, d.stat('median'))} [{fmt_value(m.key, d.stat('p25'))}–"
-                    f"{fmt_value(m.key, d.stat('p75'))}]")
-        unit = f" ({m.unit})" if m.unit else ""
-        rows.append(f'<tr><td class="l" title="{_e(m.help)}">{_e(m.label + unit)}</td>'
-                    f'<td>{fmt_value(m.key, mc.human.stat("mean"))}</td><td class="small">{spread(mc.human)}</td>'
-                    f'<td>{fmt_value(m.key, mc.policy.stat("mean"))}</td><td class="small">{spread(mc.policy)}</td>'
-                    f'<td>{_e(fmt_ratio(mc))}</td><td class="l">{strip_svg(mc.human.values, mc.policy.values)}</td>'
-                    "</tr>")
+        rows.append(_metric_row(m.label + (f" ({m.unit})" if m.unit else ""), mc, m.help))
     rows.append("</table>")
     return "".join(rows)
+
+
+def _metric_row(label: str, mc: MetricComparison, help_text: str) -> str:
+    def spread(d: Distribution) -> str:
+        if not d.n:
+            return "–"
+        return (f"{fmt_value(mc.key, d.stat('median'))} [{fmt_value(mc.key, d.stat('p25'))}–"
+                f"{fmt_value(mc.key, d.stat('p75'))}]")
+    return (f'<tr><td class="l" title="{_e(help_text)}">{_e(label)}</td>'
+            f'<td>{fmt_value(mc.key, mc.human.stat("mean"))}</td><td class="small">{spread(mc.human)}</td>'
+            f'<td>{fmt_value(mc.key, mc.policy.stat("mean"))}</td><td class="small">{spread(mc.policy)}</td>'
+            f'<td>{_e(fmt_ratio(mc))}</td><td class="l">{strip_svg(mc.human.values, mc.policy.values)}</td></tr>')
 
 
 def _episodes_table(c: Comparison) -> str:
@@ -312,28 +323,35 @@ def _episodes_table(c: Comparison) -> str:
 def _diagnosis(c: Comparison) -> str:
     parts = []
     for i, cause in enumerate(c.causes, 1):
-        effect = f" <span class='small'>(≈ {cause.explains_s:.1f} s per episode)</span>" \
-            if cause.explains_s is not None else ""
+        share = share_text(cause, c.gap_s) if c.slower else ""
+        effect = f" <span class='small'>({_e(share)})</span>" if share else ""
         evidence = "".join(f"<li>{_e(e)}</li>" for e in cause.evidence)
         parts.append(f"<div class='cause'><h3>{i}. {_e(cause.title)}{effect}</h3><ul>{evidence}</ul>"
                      f"<div class='fix'><b>Fix:</b> {_e(cause.fix)}</div></div>")
-    rows = ['<table><tr><th class="l">check</th><th class="l">result</th><th class="l">evidence</th>'
-            '<th class="l">threshold</th></tr>']
+    if c.phase is not None:
+        parts.append(f"<div class='cause'><h3>{_e(c.phase.text())}</h3></div>")
+    found = findings(c.checks)
+    if found:
+        parts.append("<p><b>" + ("Also measured" if c.causes else "Measured differences") + ":</b></p><ul>"
+                     + "".join(f"<li>{_e(f)}</li>" for f in found) + "</ul>")
+    rows = ['<table><tr><th class="l">check</th><th class="l">result</th><th class="l">evidence (each with the '
+            'threshold the check holds it to)</th><th class="l">threshold</th></tr>']
     for check in c.checks:
-        result = "<span class='fired'>fires</span>" if check.fired else "<span class='quiet'>no</span>"
-        rows.append(f'<tr><td class="l">{_e(check.title)}</td><td class="l">{result}</td>'
-                    f'<td class="l small">{"<br>".join(_e(e) for e in check.evidence)}</td>'
-                    f'<td class="l small">{_e(THRESHOLDS[check.id])}</td></tr>')
+        css = {"fires": "fired", "partly": "partly", "no": "quiet"}[check.status]
+        lines = [f"<span class='met'>{_e(x.text)}</span>" if x.met else _e(x.text) for x in check.criteria]
+        lines += [_e(x) for x in check.context]
+        rows.append(f'<tr><td class="l">{_e(check.title)}</td><td class="l"><span class="{css}">'
+                    f'{_e(check.status_text())}</span></td><td class="l small">{"<br>".join(lines)}</td>'
+                    f'<td class="l small">{_e(check.threshold)}</td></tr>')
     rows.append("</table>")
-    note = "" if c.slower else ("<p class='small'>The checks below are shown for reference; a cause is reported only "
-                                "when the policy is slower.</p>")
-    return "".join(parts) + note + "<h3>Every check</h3>" + "".join(rows)
+    return "".join(parts) + "<h3>Every check</h3><p class='small'>Evidence that crosses its threshold is in red.</p>" \
+        + "".join(rows)
 
 
 def html_report(c: Comparison, title: str = "Human vs policy: speed") -> str:
     """The whole report as one HTML string (UTF-8, no external resources)."""
     made = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    verdict_class = "slower" if c.slower else "ok"
+    verdict_class = "ok" if c.ok else "warn"
     skipped = "".join(f"<li>{_e(side)}: {_e(p.name)} — {_e(reason)}</li>"
                       for side, items in c.skipped.items() for p, reason in items)
     notes = "".join(f"<li>{_e(n)}</li>" for n in c.notes)

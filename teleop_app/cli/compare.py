@@ -1,4 +1,7 @@
-"""``teleop-app compare``: human demos vs policy rollouts — speed metrics, ratios with CIs, and why.
+"""``teleop-app compare``: human demos vs policy rollouts — success, speed metrics, ratios with CIs, and why.
+
+The verdict (success rates first, durations on successes, causes within the
+gap) is decided by :mod:`recordings.analysis.verdict`; this command prints it.
 
 ::
 
@@ -21,9 +24,10 @@ from teleop_app.cli.progress import Progress
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="compare human demos with policy rollouts: speed, idle, phases, and why",
-                       description="Speed metrics of two sets of episodes (kept ranges, true tick times), the "
-                                   "policy/human ratio of each with a bootstrap confidence interval, and a diagnosis "
-                                   "of why the policy is slower.")
+                       description="Success rates and speed metrics of two sets of episodes (kept ranges, true "
+                                   "tick times), the policy/human ratio of each with a bootstrap confidence interval, "
+                                   "durations compared successes against successes, and a diagnosis of why the policy "
+                                   "is slower or differs (docs/compare.md).")
     p.add_argument("--human", metavar="DIR_OR_GLOB", default=None, help="the human demos: folder, file or glob")
     p.add_argument("--policy", metavar="DIR_OR_GLOB", default=None, help="the policy rollouts: folder, file or glob")
     p.add_argument("--by-source", metavar="DIR", type=Path, default=None,
