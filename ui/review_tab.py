@@ -21,9 +21,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from recordings.analysis.quality import check_dataset
 from recordings.analysis.trim import suggest_trim
-from recordings.export_aloha import export_aloha
 from recordings.export_common import ExportReport
-from recordings.export_lerobot import export_lerobot
 from recordings.library import EpisodeSummary, episode_files, summarize
 from recordings.reader import EpisodeError
 from recordings.repair import RepairReport, repair
@@ -33,6 +31,7 @@ from teleop_app.replay import ReplayError
 from teleop_app.runs import EndReason, Run, RunKind
 from ui.bridge import SessionBridge
 from ui.episode_table import EpisodeTable
+from ui.export_dialog import ExportDialog
 from ui.player import Player
 from ui.review_state import SUCCESS_LABELS, LoadedEpisode, TrashStack, problem_text, set_success
 from ui.workers import Task, TaskRunner
@@ -48,10 +47,6 @@ SHORTCUTS: list[tuple[str, str, str]] = [  # (key sequence, what it does, method
     ("Delete", "move the episode to the trash", "delete_episode"),
     ("Ctrl+Z", "undo the last delete", "undo_delete"),
 ]
-EXPORTERS: dict[str, tuple[str, Callable[..., ExportReport]]] = {
-    "lerobot": ("LeRobot v3.0", export_lerobot),
-    "aloha": ("ALOHA (ACT)", export_aloha),
-}
 LEVEL_STYLE = {"info": "", "ok": "color:#2e7d32", "warn": "color:#b26a00; font-weight:bold",
                "error": "color:#c62828; font-weight:bold"}
 
@@ -81,7 +76,7 @@ class ReviewTab(QtWidgets.QWidget):
     """The Review tab over ``bridge.session``'s dataset folder; see the module docstring for its keys."""
 
     listing_done = QtCore.Signal()
-    export_done = QtCore.Signal(object)  # ExportReport, or None when the export failed
+    export_done = QtCore.Signal(object)  # ExportReport, or None when the export was cancelled or failed
 
     def __init__(self, bridge: SessionBridge, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -91,10 +86,9 @@ class ReviewTab(QtWidgets.QWidget):
         self.trash = TrashStack()
         self.runner = TaskRunner(threads=2, parent=self)
         self.last_message = ""
-        self.last_export: ExportReport | None = None
+        self.export_dialog: ExportDialog | None = None
         self._listing_generation = 0
         self._listing = False
-        self._exporting = False
         self._repairing: Path | None = None
         self._sized = False
 
@@ -103,8 +97,8 @@ class ReviewTab(QtWidgets.QWidget):
         split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
         split.addWidget(self.left)
         split.addWidget(self.right)
-        split.setStretchFactor(0, 2)
-        split.setStretchFactor(1, 5)
+        split.setStretchFactor(0, 9)  # the table keeps room for its columns when the window shrinks; the
+        split.setStretchFactor(1, 11)  # camera tiles are limited by the height first
         split.setChildrenCollapsible(False)
         self.splitter = split
         layout = QtWidgets.QVBoxLayout(self)
@@ -158,27 +152,16 @@ class ReviewTab(QtWidgets.QWidget):
         self.filter_edit.textChanged.connect(self.table.proxy.setFilterFixedString)
         self.count_label = QtWidgets.QLabel()
         self.count_label.setObjectName("hint")
-        self.export_lerobot_button = self._button("Export LeRobot…", lambda: self.export("lerobot"),
-                                                  "Write the dataset as a LeRobotDataset v3.0 (parquet + mp4)")
-        self.export_aloha_button = self._button("Export ALOHA…", lambda: self.export("aloha"),
-                                                "Write the dataset in the ALOHA/ACT HDF5 layout")
-        self.include_failures = QtWidgets.QCheckBox("include failures")
-        self.include_failures.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
-        self.include_failures.setToolTip("Export episodes labelled failure or unknown too (default: successes only)")
+        self.export_button = self._button("Export…", self.open_export_dialog,
+                                          "Write all, the selected or the successful episodes as a LeRobot v3.0 "
+                                          "or an ALOHA dataset (Ctrl/Shift+click selects several rows)")
         exports = QtWidgets.QHBoxLayout()
-        exports.addWidget(self.export_lerobot_button)
-        exports.addWidget(self.export_aloha_button)
-        exports.addWidget(self.include_failures)
-        exports.addStretch(1)
-        self.progress = QtWidgets.QProgressBar()
-        self.progress.setTextVisible(True)
-        self.progress.hide()
+        exports.addWidget(self.count_label, 1)
+        exports.addWidget(self.export_button)
         v.addWidget(self.folder_label)
         v.addLayout(top)
         v.addWidget(self.table, 1)
-        v.addWidget(self.count_label)
         v.addLayout(exports)
-        v.addWidget(self.progress)
 
     def _build_right(self) -> None:
         self.right = QtWidgets.QWidget()
@@ -192,8 +175,8 @@ class ReviewTab(QtWidgets.QWidget):
         v.addWidget(self.player, 1)
 
         trim = QtWidgets.QGroupBox("Trim")
-        self.in_button = self._button("In  [I]", self.set_in, "Put the in handle at the cursor")
-        self.out_button = self._button("Out  [O]", self.set_out, "Put the out handle at the cursor")
+        self.in_button = self._button("In [I]", self.set_in, "Put the in handle at the cursor")
+        self.out_button = self._button("Out [O]", self.set_out, "Put the out handle at the cursor")
         self.apply_trim_button = self._button("Apply trim", self.apply_trim,
                                               "Keep only the range between the handles (the file keeps everything: "
                                               "Clear trim brings it back)")
@@ -206,10 +189,10 @@ class ReviewTab(QtWidgets.QWidget):
         g = QtWidgets.QGridLayout(trim)
         g.addWidget(self.in_button, 0, 0)
         g.addWidget(self.out_button, 0, 1)
+        g.addWidget(self.auto_trim_button, 0, 2)
         g.addWidget(self.apply_trim_button, 1, 0)
         g.addWidget(self.clear_trim_button, 1, 1)
-        g.addWidget(self.auto_trim_button, 2, 0)
-        g.addWidget(self.trim_label, 3, 0, 1, 2)
+        g.addWidget(self.trim_label, 2, 0, 1, 3)
 
         label = QtWidgets.QGroupBox("Label")
         self.success_box = QtWidgets.QComboBox()
@@ -228,9 +211,9 @@ class ReviewTab(QtWidgets.QWidget):
         g.setColumnStretch(1, 1)
 
         episode = QtWidgets.QGroupBox("Episode")
-        self.delete_button = self._button("Delete  [Del]", self.delete_episode,
+        self.delete_button = self._button("Delete [Del]", self.delete_episode,
                                           "Move the episode to the dataset's .trash folder")
-        self.undo_button = self._button("Undo delete  [Ctrl+Z]", self.undo_delete,
+        self.undo_button = self._button("Undo [Ctrl+Z]", self.undo_delete,
                                         "Bring back the last episode deleted here")
         self.replay_button = self._button("Replay on robot", self.toggle_replay,
                                           "Play the kept range's commanded joint targets on the robot, through "
@@ -250,6 +233,8 @@ class ReviewTab(QtWidgets.QWidget):
         self.edit_row = QtWidgets.QWidget()
         h = QtWidgets.QHBoxLayout(self.edit_row)
         h.setContentsMargins(0, 0, 0, 0)
+        for group in (trim, label, episode):
+            group.layout().setContentsMargins(6, 4, 6, 4)
         h.addWidget(trim, 2)
         h.addWidget(label, 3)
         h.addWidget(episode, 2)
@@ -409,9 +394,7 @@ class ReviewTab(QtWidgets.QWidget):
         self.undo_button.setToolTip(f"Bring back {self.trash.last.name}" if self.trash.last else
                                     "Nothing deleted here yet")
         self.repair_button.setEnabled(self._repairing is None and bool(self._problem(self.table.current_path())))
-        busy = self._exporting
-        self.export_lerobot_button.setEnabled(not busy)
-        self.export_aloha_button.setEnabled(not busy)
+        self.export_button.setEnabled(any(not s.damaged for s in self.table.source_model.summaries()))
         self._update_replay()
 
     # -- transport (shortcut targets) ----------------------------------------------------------
@@ -583,69 +566,24 @@ class ReviewTab(QtWidgets.QWidget):
         self._update_actions()
 
     # -- export --------------------------------------------------------------------------------
-    def ask_export_dir(self, kind: str) -> Path | None:
-        """The folder dialog; an empty folder is used as it is, another one gets a new sub-folder."""
-        title, _ = EXPORTERS[kind]
-        start = str(self.session.dataset_dir.parent)
-        chosen = QtWidgets.QFileDialog.getExistingDirectory(self, f"Export {title} into folder…", start)
-        if not chosen:
-            return None
-        out = Path(chosen)
-        if out.exists() and any(out.iterdir()):
-            out = out / f"{self.session.dataset_dir.name}_{kind}"
-        return out
+    def open_export_dialog(self) -> ExportDialog:
+        """Show the export dialog (format, folder, fps, codec, which episodes) over the current listing."""
+        if self.export_dialog is not None and self.export_dialog.running:
+            self.export_dialog.raise_()
+            return self.export_dialog
+        if self.export_dialog is not None:
+            self.export_dialog.deleteLater()
+        dialog = ExportDialog(self.table.source_model.summaries(), self.table.selected_paths(),
+                              self.session.dataset_dir, self)
+        dialog.finished_export.connect(self._exported)
+        self.export_dialog = dialog
+        dialog.show()
+        return dialog
 
-    def export(self, kind: str, out_dir: Path | None = None) -> bool:
-        """Export every readable listed episode (successes only unless "include failures") in a worker."""
-        if self._exporting:
-            return False
-        out_dir = out_dir or self.ask_export_dir(kind)
-        if out_dir is None:
-            return False
-        title, fn = EXPORTERS[kind]
-        paths = [s.path for s in self.table.source_model.summaries() if not s.damaged]
-        if not paths:
-            self.show_message("Nothing to export: the folder has no readable episodes", "warn")
-            return False
-        self._exporting = True
-        self.progress.setRange(0, len(paths))
-        self.progress.setValue(0)
-        self.progress.setFormat(f"{title}: %v/%m")
-        self.progress.show()
-        self._update_actions()
-        self.show_message(f"Exporting {len(paths)} episode(s) as {title} to {out_dir}…")
-        task = Task(fn, paths, out_dir, include_failures=self.include_failures.isChecked())
-        task.signals.progress.connect(self._export_progress)
-        task.signals.done.connect(self._exported)
-        task.signals.failed.connect(self._export_failed)
-        self.runner.start(task)
-        return True
-
-    @property
-    def exporting(self) -> bool:
-        return self._exporting
-
-    def _export_progress(self, done: int, total: int, message: str) -> None:
-        self.progress.setRange(0, max(total, 1))
-        self.progress.setValue(done)
-        self.progress.setToolTip(message)
-
-    def _exported(self, report: ExportReport) -> None:
-        self._exporting = False
-        self.last_export = report
-        self.progress.hide()
-        lines = report.text().splitlines()
-        level = "ok" if report.exported else "warn"
-        self.show_message("<br>".join(lines[:6]) + ("<br>…" if len(lines) > 6 else ""), level)
-        self._update_actions()
+    def _exported(self, report: ExportReport | None) -> None:
+        if report is not None:
+            self.show_message(report.text().splitlines()[0], "ok" if report.exported else "warn")
         self.export_done.emit(report)
-
-    def _export_failed(self, reason: str) -> None:
-        self._exporting = False
-        self.progress.hide()
-        self.show_message(f"Export failed: {reason}", "error")
-        self._update_actions()
-        self.export_done.emit(None)
 
     # -- replay --------------------------------------------------------------------------------
     def _replay(self) -> Run | None:
@@ -701,7 +639,7 @@ class ReviewTab(QtWidgets.QWidget):
         super().showEvent(event)
         if not self._sized:  # the table gets room for its columns, the player the rest
             width = max(self.width(), 800)
-            self.splitter.setSizes([width * 19 // 50, width - width * 19 // 50])
+            self.splitter.setSizes([width * 9 // 20, width - width * 9 // 20])
             self._sized = True
 
     def hideEvent(self, event: QtGui.QHideEvent) -> None:  # noqa: N802 (Qt name)
@@ -713,6 +651,8 @@ class ReviewTab(QtWidgets.QWidget):
         ends a running replay when it closes)."""
         self.replay_timer.stop()
         self.player.shutdown()
+        if self.export_dialog is not None:
+            self.export_dialog.reject()  # cancels a running export
         self.runner.wait(30_000)
         if self.loaded is not None:
             self.loaded.close()
