@@ -4,7 +4,9 @@ the export dialog (pytest-qt, real episode files, real exporters, the real windo
 from __future__ import annotations
 
 import json
+import os
 import threading
+import time
 
 import h5py
 import pytest
@@ -16,6 +18,7 @@ from synthetic_episodes import make_episode
 from teleop_app.operator_session import OperatorSession
 from ui.episode_table import COLUMNS, fit_widths
 from ui.main_window import MainWindow
+from ui.review_state import problem_text
 
 Left = QtCore.Qt.MouseButton.LeftButton
 EPISODES = {  # name: (seconds, task, success)
@@ -38,19 +41,33 @@ def dataset(tmp_path):
 
 
 @pytest.fixture
-def window(qtbot, sim_rig, dataset, tmp_path):
-    session = OperatorSession(sim_rig, dataset)
-    settings = QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.Format.IniFormat)
-    win = MainWindow(session, settings)
-    qtbot.addWidget(win)
-    win.resize(1280, 720)
-    win.show()
-    qtbot.waitExposed(win)
+def open_window(qtbot, sim_rig, dataset, tmp_path):
+    """Opens the window on ``dataset`` at 1280×720 as the app does (Live tab first)."""
+    opened = []
+
+    def open_() -> MainWindow:
+        session = OperatorSession(sim_rig, dataset)
+        settings = QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.Format.IniFormat)
+        win = MainWindow(session, settings)
+        opened.append((win, session))
+        qtbot.addWidget(win)
+        win.resize(1280, 720)
+        win.show()
+        qtbot.waitExposed(win)
+        qtbot.waitUntil(lambda: not win.review.listing)
+        return win
+
+    yield open_
+    for win, session in opened:
+        win.close()
+        session.close()
+
+
+@pytest.fixture
+def window(open_window):
+    win = open_window()
     win.tabs.setCurrentWidget(win.review)
-    qtbot.waitUntil(lambda: not win.review.listing)
-    yield win
-    win.close()
-    session.close()
+    return win
 
 
 def select(qtbot, tab, name):
@@ -97,8 +114,10 @@ def test_every_column_and_main_action_is_on_screen_and_the_tiles_are_a_useful_si
     for button in (player.play_button, player.back_button, player.forward_button, player.slider, tab.in_button,
                    tab.out_button, tab.apply_trim_button, tab.clear_trim_button, tab.success_box,
                    tab.save_label_button, tab.task_edit, tab.delete_button, tab.undo_button, tab.replay_button,
-                   tab.repair_button, tab.export_button, tab.refresh_button):
+                   tab.repair_button, tab.export_button, tab.refresh_button, tab.repair_all_button):
         assert inside(button, window, size), button.text() if hasattr(button, "text") else button
+    qtbot.mouseClick(tab.dismiss_repair_button, Left)  # the bar about the damaged file takes a little height
+    qtbot.wait(50)
     for tile in player.tiles.values():
         assert inside(tile.view, window, size)
         assert tile.view.height() >= MIN_TILE_HEIGHT[size] and tile.view.width() >= 4 * MIN_TILE_HEIGHT[size] // 3
@@ -234,3 +253,39 @@ def test_cancel_stops_the_export_and_leaves_nothing(qtbot, window, dataset, tmp_
     assert dialog.last_message == f"Export cancelled: nothing was written to {out}"
     assert not out.exists() and list(tmp_path.glob(".cancelled*")) == []  # no staging folder either
     assert not dialog.running and dialog.export_button.isVisible() and dialog.export_button.isEnabled()
+
+
+# -- repair at start-up --------------------------------------------------------------------------
+def test_start_up_says_once_which_files_need_repair_and_repairs_them(qtbot, open_window, dataset):
+    crashed = dataset / "episode_000005.h5"
+    make_episode(crashed, seconds=0.5, crash=True)  # a recording its writer never finished
+    os.utime(crashed, (time.time() - 60, time.time() - 60))  # ... long ago
+    window = open_window()
+    tab = window.review
+    assert window.tabs.currentWidget() is window.live
+    status = window.message_label.text()
+    assert "2 file(s)" in status and "need repair" in status  # seen on the Live tab at start-up
+    window.tabs.setCurrentWidget(tab)
+    assert tab.repair_bar.isVisible() and inside(tab.repair_all_button, window, (1280, 720))
+    text = tab.repair_bar_label.text()
+    assert "2 file(s) in this dataset need repair" in text
+    assert "episode_000005.h5</b>: not finalized (recording), left by a crash" in text, text
+    assert "episode_000004.h5</b>: not an HDF5 file" in text
+    assert tab.repair_all_button.text() == "Repair 2 file(s)"
+
+    qtbot.mouseClick(tab.repair_all_button, Left)
+    assert tab.repairing and not tab.repair_all_button.isEnabled()
+    qtbot.waitUntil(lambda: not tab.repairing, timeout=30_000)
+    with Episode.open(crashed) as ep:
+        assert ep.status == "complete" and "repaired" in ep.meta["notes"]
+    assert tab.last_message.startswith("Repaired 1 of 2 file(s); could not repair episode_000004.h5: not an HDF5")
+    model = tab.table.source_model
+    assert problem_text(model.summary(model.row_of(crashed))) == ""
+    assert tab.repair_bar.isVisible() and "1 file(s) in this dataset need repair" in tab.repair_bar_label.text()
+    assert "episode_000005" not in tab.repair_bar_label.text()
+
+    qtbot.mouseClick(tab.dismiss_repair_button, Left)
+    assert not tab.repair_bar.isVisible()
+    with qtbot.waitSignal(tab.listing_done):
+        tab.refresh()
+    assert not tab.repair_bar.isVisible()  # said once for this folder in this session

@@ -49,7 +49,7 @@ def problem_text(summary: EpisodeSummary) -> str:
     if summary.damaged:
         return summary.damaged
     if summary.status and summary.status != "complete":
-        return f"not finalized ({summary.status}): run `teleop-app episodes repair`"
+        return f"not finalized ({summary.status}), left by a crash: Repair keeps every complete row"
     return ""
 
 

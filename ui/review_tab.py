@@ -72,6 +72,20 @@ def list_episodes(folder: Path, progress: Callable[[int, int, str], None] | None
     return out
 
 
+def repair_files(paths: list[Path], progress: Callable[[int, int, str], None] | None = None) \
+        -> list[tuple[Path, RepairReport | str]]:
+    """``recordings.repair.repair`` on each file (run it off the GUI thread): its report, or why it failed."""
+    out: list[tuple[Path, RepairReport | str]] = []
+    for i, path in enumerate(paths):
+        if progress:
+            progress(i, len(paths), path.name)
+        try:
+            out.append((path, repair(path)))
+        except (EpisodeError, OSError) as exc:
+            out.append((path, str(exc).removeprefix(f"{path.name}: ")))
+    return out
+
+
 class ReviewTab(QtWidgets.QWidget):
     """The Review tab over ``bridge.session``'s dataset folder; see the module docstring for its keys."""
 
@@ -90,6 +104,8 @@ class ReviewTab(QtWidgets.QWidget):
         self._listing_generation = 0
         self._listing = False
         self._repairing: Path | None = None
+        self._repairing_all: list[Path] = []
+        self._prompted: set[Path] = set()  # dataset folders whose files needing repair were announced
         self._sized = False
 
         self._build_left()
@@ -103,6 +119,8 @@ class ReviewTab(QtWidgets.QWidget):
         self.splitter = split
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
+        self._build_repair_bar()
+        layout.addWidget(self.repair_bar)
         layout.addWidget(split, 1)
         self.message_label = QtWidgets.QLabel()
         self.message_label.setWordWrap(True)
@@ -240,6 +258,27 @@ class ReviewTab(QtWidgets.QWidget):
         h.addWidget(episode, 2)
         v.addWidget(self.edit_row)
 
+    def _build_repair_bar(self) -> None:
+        self.repair_bar = QtWidgets.QFrame()
+        self.repair_bar.setObjectName("repairBar")
+        self.repair_bar.setStyleSheet("#repairBar { background:#fff3cd; border:1px solid #b26a00; border-radius:3px }")
+        self.repair_bar_label = QtWidgets.QLabel()
+        self.repair_bar_label.setWordWrap(True)
+        self.repair_bar_label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.repair_all_button = self._button("Repair", self.repair_all,
+                                              "Repair every file listed here, one after the other (each original "
+                                              "stays as it is until its repaired copy has been checked)")
+        self.repair_all_button.setStyleSheet("font-weight:bold")
+        self.dismiss_repair_button = self._button("Later", self.repair_bar.hide,
+                                                  "Hide this bar (the Problem column and the Repair button of "
+                                                  "each row stay)")
+        h = QtWidgets.QHBoxLayout(self.repair_bar)
+        h.setContentsMargins(8, 2, 8, 2)
+        h.addWidget(self.repair_bar_label, 1)
+        h.addWidget(self.repair_all_button)
+        h.addWidget(self.dismiss_repair_button)
+        self.repair_bar.hide()
+
     def help_sections(self) -> list[tuple[str, list[tuple[str, str]]]]:
         """This tab's keys for the window's help overlay."""
         keys = [(k.replace("Left", "←").replace("Right", "→").replace("Delete", "Del"), text)
@@ -283,6 +322,7 @@ class ReviewTab(QtWidgets.QWidget):
             self._unload()
         self._update_count()
         self._update_actions()
+        self._prompt_repair()
         self.listing_done.emit()
 
     def _list_failed(self, generation: int, reason: str) -> None:
@@ -393,7 +433,8 @@ class ReviewTab(QtWidgets.QWidget):
         self.undo_button.setEnabled(len(self.trash) > 0)
         self.undo_button.setToolTip(f"Bring back {self.trash.last.name}" if self.trash.last else
                                     "Nothing deleted here yet")
-        self.repair_button.setEnabled(self._repairing is None and bool(self._problem(self.table.current_path())))
+        self.repair_button.setEnabled(self._repairing is None and not self._repairing_all
+                                      and bool(self._problem(self.table.current_path())))
         self.export_button.setEnabled(any(not s.damaged for s in self.table.source_model.summaries()))
         self._update_replay()
 
@@ -527,7 +568,7 @@ class ReviewTab(QtWidgets.QWidget):
     def repair_episode(self) -> bool:
         """Repair the selected damaged or unfinished episode in a worker; its row and the player follow."""
         path = self.table.current_path()
-        if path is None or self._repairing is not None or not self._problem(path):
+        if path is None or self._repairing is not None or self._repairing_all or not self._problem(path):
             return False
         recorder = self.session.recorder
         if self.session.recording and recorder.path is not None and Path(recorder.path) == path:
@@ -546,7 +587,7 @@ class ReviewTab(QtWidgets.QWidget):
 
     @property
     def repairing(self) -> bool:
-        return self._repairing is not None
+        return self._repairing is not None or bool(self._repairing_all)
 
     def _repaired(self, report: RepairReport) -> None:
         self._repairing = None
@@ -563,6 +604,85 @@ class ReviewTab(QtWidgets.QWidget):
         self.show_message(f"Could not repair {path.name}: {reason}", "error")
         if self.loaded is not None and self.loaded.path == path:
             self._reopen()
+        self._update_actions()
+
+    def needing_repair(self) -> list[tuple[Path, str]]:
+        """Listed files with a problem (damaged, or left unfinished by a crash) and why."""
+        rows = self.table.source_model.summaries()
+        return [(s.path, problem_text(s)) for s in rows if problem_text(s)]
+
+    def _prompt_repair(self) -> None:
+        """Once per dataset folder in this session: say how many files need repair and why, with a Repair button."""
+        folder = Path(self.session.dataset_dir).resolve()
+        found = self.needing_repair()
+        if folder in self._prompted or not found:
+            return
+        self._prompted.add(folder)
+        self.session.say(f"{len(found)} file(s) in {self.session.dataset_dir} need repair: Review tab → Repair",
+                         error=True)
+        self._show_repair_bar(found)
+
+    def _show_repair_bar(self, found: list[tuple[Path, str]]) -> None:
+        shown = found[:3]
+        items = "; ".join(f"<b>{html.escape(p.name)}</b>: {html.escape(why.removeprefix(f'{p.name}: '))}"
+                          for p, why in shown)
+        more = f"; and {len(found) - len(shown)} more (Problem column)" if len(found) > 3 else ""
+        self.repair_bar_label.setText(f"<b style='color:#b26a00'>⚠ {len(found)} file(s) in this dataset need "
+                                      f"repair</b> (left by a crash or a failed write) — {items}{more}")
+        self.repair_all_button.setText(f"Repair {len(found)} file(s)")
+        self.repair_all_button.setEnabled(True)
+        self.repair_bar.show()
+
+    def repair_all(self) -> bool:
+        """Repair every file that needs it, in a worker, one after the other; the bar shows the outcome."""
+        if self._repairing is not None or self._repairing_all:
+            return False
+        paths = [p for p, _ in self.needing_repair()]
+        recorder = self.session.recorder
+        if self.session.recording and recorder.path is not None:
+            paths = [p for p in paths if p != Path(recorder.path)]  # the episode being recorded is not crashed
+        if not paths:
+            self.repair_bar.hide()
+            return False
+        if self.loaded is not None and self.loaded.path in paths:
+            self._release_file()
+        self._repairing_all = paths
+        self.repair_all_button.setEnabled(False)
+        self._update_actions()
+        self.repair_bar_label.setText(f"Repairing {len(paths)} file(s)…")
+        task = Task(repair_files, paths)
+        task.signals.progress.connect(
+            lambda done, total, name: self.repair_bar_label.setText(f"Repairing {name} ({done + 1}/{total})…"))
+        task.signals.done.connect(self._repaired_all)
+        task.signals.failed.connect(self._repair_all_failed)
+        self.runner.start(task)
+        return True
+
+    def _repaired_all(self, outcomes: list[tuple[Path, RepairReport | str]]) -> None:
+        paths, self._repairing_all = self._repairing_all, []
+        for path in paths:
+            self.table.source_model.put(summarize(path))
+        self._update_count()
+        failed = [(p, why) for p, why in outcomes if isinstance(why, str)]
+        fixed = len(outcomes) - len(failed)
+        text = f"Repaired {fixed} of {len(outcomes)} file(s)"
+        if failed:
+            self.show_message(text + "; could not repair " + "; ".join(f"{p.name}: {why}" for p, why in failed),
+                              "warn")
+            self._show_repair_bar(failed)
+            self.repair_all_button.setText("Try again")
+        else:
+            self.show_message(text, "ok")
+            self.repair_bar.hide()
+        if self.loaded is not None and self.loaded.path in paths:
+            self.load_episode(self.loaded.path, self.player.cursor)
+        self._update_actions()
+
+    def _repair_all_failed(self, reason: str) -> None:
+        self._repairing_all = []
+        self.show_message(f"Could not repair: {reason}", "error")
+        self.repair_all_button.setEnabled(True)
+        self._reopen()
         self._update_actions()
 
     # -- export --------------------------------------------------------------------------------
