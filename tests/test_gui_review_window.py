@@ -13,12 +13,13 @@ import pytest
 from PySide6 import QtCore, QtWidgets
 
 import ui.export_dialog as export_dialog_module
+import ui.review_tab as review_tab_module
 from recordings.reader import Episode
 from synthetic_episodes import make_episode
 from teleop_app.operator_session import OperatorSession
 from ui.episode_table import COLUMNS, fit_widths
 from ui.main_window import MainWindow
-from ui.review_state import problem_text
+from ui.review_state import format_size, format_total, problem_text
 
 Left = QtCore.Qt.MouseButton.LeftButton
 EPISODES = {  # name: (seconds, task, success)
@@ -289,3 +290,31 @@ def test_start_up_says_once_which_files_need_repair_and_repairs_them(qtbot, open
     with qtbot.waitSignal(tab.listing_done):
         tab.refresh()
     assert not tab.repair_bar.isVisible()  # said once for this folder in this session
+
+
+# -- figures -------------------------------------------------------------------------------------
+def test_the_dataset_figures_are_under_the_table(qtbot, monkeypatch, open_window, dataset):
+    monkeypatch.setattr(review_tab_module, "free_space", lambda folder: 20 * 1024 ** 3)
+    window = open_window()
+    tab = window.review
+    window.tabs.setCurrentWidget(tab)
+    recorded = 0.0
+    for name in EPISODES:
+        with Episode.open(dataset / name) as ep:
+            recorded += ep.full_duration
+    sizes = {p.name: p.stat().st_size for p in dataset.iterdir()}
+    readable = sum(size for name, size in sizes.items() if name != DAMAGED)
+    per_hour = readable / (recorded / 3600)
+    text = tab.count_label.text()
+    assert text.startswith("<b>4 episode(s)</b>: <span style='color:#2e7d32'>1 success</span> · "
+                           "<span style='color:#c62828'>1 failure</span> · 1 unlabelled · "
+                           "<span style='color:#c62828'><b>1 damaged</b></span><br>")
+    assert text.endswith(f"<br>{recorded:.1f} s recorded · {format_size(sum(sizes.values()))} on disk, "
+                         f"{format_size(int(per_hour))} per hour · 20.0 GB free: about "
+                         f"{format_total(20 * 1024 ** 3 / per_hour * 3600)} more")
+    assert inside(tab.count_label, window, (1280, 720))
+
+    select(qtbot, tab, "episode_000002.h5")  # relabel the failure a success: the figures follow
+    tab.success_box.setCurrentIndex(tab.success_box.findData("true"))
+    qtbot.mouseClick(tab.save_label_button, Left)
+    assert "2 success</span> · <span style='color:#c62828'>0 failure" in tab.count_label.text()

@@ -22,7 +22,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from recordings.analysis.quality import check_dataset
 from recordings.analysis.trim import suggest_trim
 from recordings.export_common import ExportReport
-from recordings.library import EpisodeSummary, episode_files, summarize
+from recordings.library import DatasetFigures, EpisodeSummary, dataset_figures, episode_files, free_space, summarize
 from recordings.reader import EpisodeError
 from recordings.repair import RepairReport, repair
 from teleop_app.errors import OperatorError
@@ -33,7 +33,8 @@ from ui.bridge import SessionBridge
 from ui.episode_table import EpisodeTable
 from ui.export_dialog import ExportDialog
 from ui.player import Player
-from ui.review_state import SUCCESS_LABELS, LoadedEpisode, TrashStack, problem_text, set_success
+from ui.review_state import (SUCCESS_LABELS, LoadedEpisode, TrashStack, figures_text, problem_text,
+                             set_success)
 from ui.workers import Task, TaskRunner
 
 SHORTCUTS: list[tuple[str, str, str]] = [  # (key sequence, what it does, method name)
@@ -101,6 +102,7 @@ class ReviewTab(QtWidgets.QWidget):
         self.runner = TaskRunner(threads=2, parent=self)
         self.last_message = ""
         self.export_dialog: ExportDialog | None = None
+        self.figures: DatasetFigures | None = None
         self._listing_generation = 0
         self._listing = False
         self._repairing: Path | None = None
@@ -169,7 +171,8 @@ class ReviewTab(QtWidgets.QWidget):
         self.table = EpisodeTable()
         self.filter_edit.textChanged.connect(self.table.proxy.setFilterFixedString)
         self.count_label = QtWidgets.QLabel()
-        self.count_label.setObjectName("hint")
+        self.count_label.setWordWrap(True)
+        self.count_label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
         self.export_button = self._button("Export…", self.open_export_dialog,
                                           "Write all, the selected or the successful episodes as a LeRobot v3.0 "
                                           "or an ALOHA dataset (Ctrl/Shift+click selects several rows)")
@@ -333,14 +336,10 @@ class ReviewTab(QtWidgets.QWidget):
             self.listing_done.emit()
 
     def _update_count(self) -> None:
-        rows = self.table.source_model.summaries()
-        damaged = sum(1 for s in rows if s.damaged)
-        text = f"{len(rows)} episode(s)"
-        if damaged:
-            text += f", <span style='color:#c62828'><b>{damaged} damaged</b></span>"
-        if not rows:
-            text = "No episodes in this folder yet: record some in the Live tab."
-        self.count_label.setText(text)
+        """The dataset's figures under the table (outcomes, durations, size, room left on the disk)."""
+        figures = dataset_figures(self.table.source_model.summaries(), free_space(self.session.dataset_dir))
+        self.figures = figures
+        self.count_label.setText(figures_text(figures))
 
     def _on_session_event(self, event: Event) -> None:
         if event is Event.DATASET:
@@ -474,6 +473,7 @@ class ReviewTab(QtWidgets.QWidget):
             self._reopen()
             return False
         self.table.source_model.put(summarize(ep.path))
+        self._update_count()
         self.table.select_path(ep.path, notify=False)
         self._reopen()
         return True
