@@ -674,6 +674,7 @@ class ReviewTab(QtWidgets.QWidget):
         else:
             self.show_message(text, "ok")
             self.repair_bar.hide()
+        self.session.say(self.last_message, error=bool(failed))  # replaces the start-up notice
         if self.loaded is not None and self.loaded.path in paths:
             self.load_episode(self.loaded.path, self.player.cursor)
         self._update_actions()
