@@ -95,6 +95,7 @@ def window_screenshots(out_dir: str | Path, dataset_dir: str | Path, size: tuple
                 player.set_trim(0.12 * full, 0.88 * full)  # show the handles and the shaded parts
             player.seek(0.45 * full)
             _wait(app, lambda: player.shown_t == player.cursor)
+            _wait(app, lambda: not tab.listing)  # the kept episode's listing, if it came after ours
             for _ in range(5):  # let the layouts settle after the last captions
                 app.processEvents()
                 time.sleep(0.02)
