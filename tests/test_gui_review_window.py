@@ -191,6 +191,10 @@ def test_export_a_selection_to_a_typed_new_folder_at_the_chosen_fps(qtbot, windo
     assert dialog.fps_box.value() == 30 and dialog.codec_box.currentData() == "h264"
     assert dialog.which_buttons["selected"].isChecked()
     assert "2 episode(s) will be exported" in dialog.count_label.text()
+    ctrl_click_row(qtbot, tab.table, "episode_000002.h5")  # the dialog follows the table while it is open
+    assert "3 episode(s) will be exported" in dialog.count_label.text()
+    ctrl_click_row(qtbot, tab.table, "episode_000002.h5")
+    assert "2 episode(s) will be exported" in dialog.count_label.text()
     out = tmp_path / "exports" / "two of three"  # neither folder exists
     dialog.folder_edit.setText(str(out))
     assert "will be created" in dialog.folder_note.text() and dialog.export_button.isEnabled()
@@ -290,6 +294,22 @@ def test_start_up_says_once_which_files_need_repair_and_repairs_them(qtbot, open
     with qtbot.waitSignal(tab.listing_done):
         tab.refresh()
     assert not tab.repair_bar.isVisible()  # said once for this folder in this session
+
+
+def test_the_repair_bar_follows_the_dataset_folder(qtbot, open_window, dataset, tmp_path):
+    window = open_window()
+    tab = window.review
+    window.tabs.setCurrentWidget(tab)
+    assert tab.repair_bar.isVisible() and "episode_000004.h5" in tab.repair_bar_label.text()
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    make_episode(clean / "episode_000001.h5", seconds=0.5)
+    with qtbot.waitSignal(tab.listing_done):
+        tab.session.set_dataset_dir(clean)
+    assert not tab.repair_bar.isVisible()  # nothing in this folder needs repair
+    with qtbot.waitSignal(tab.listing_done):
+        tab.session.set_dataset_dir(dataset)
+    assert not tab.repair_bar.isVisible()  # announced once already
 
 
 # -- figures -------------------------------------------------------------------------------------

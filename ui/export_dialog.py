@@ -203,6 +203,12 @@ class ExportDialog(QtWidgets.QDialog):
         self.folder_edit.textChanged.connect(lambda _t: self._update())
         self._format_changed()
 
+    def set_episodes(self, summaries: list[EpisodeSummary], selected: list[Path]) -> None:
+        """Follow the table (a new listing, another selection); ignored while an export runs."""
+        if not self.running:
+            self.summaries, self.selected = summaries, selected
+            self._update()
+
     # -- choices -------------------------------------------------------------------------------
     @property
     def kind(self) -> str:

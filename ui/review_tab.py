@@ -108,6 +108,7 @@ class ReviewTab(QtWidgets.QWidget):
         self._repairing: Path | None = None
         self._repairing_all: list[Path] = []
         self._prompted: set[Path] = set()  # dataset folders whose files needing repair were announced
+        self._bar_folder: Path | None = None  # the folder the repair bar speaks of
         self._sized = False
 
         self._build_left()
@@ -142,6 +143,7 @@ class ReviewTab(QtWidgets.QWidget):
 
         bridge.changed.connect(self._on_session_event)
         self.table.episode_selected.connect(self.load_episode)
+        self.table.selectionModel().selectionChanged.connect(lambda *_: self._export_follows_table())
         self.player.trim_moved.connect(lambda *_: self._update_trim_label())
         self._update_actions()
         self.refresh()
@@ -323,6 +325,7 @@ class ReviewTab(QtWidgets.QWidget):
         kept = self.table.set_summaries(summaries, keep=keep)
         if keep is not None and not kept:
             self._unload()
+        self._export_follows_table()
         self._update_count()
         self._update_actions()
         self._prompt_repair()
@@ -612,12 +615,21 @@ class ReviewTab(QtWidgets.QWidget):
         return [(s.path, problem_text(s)) for s in rows if problem_text(s)]
 
     def _prompt_repair(self) -> None:
-        """Once per dataset folder in this session: say how many files need repair and why, with a Repair button."""
+        """Once per dataset folder in this session: say how many files need repair and why, with a Repair button.
+
+        A bar already shown follows new listings (another folder, or nothing left to repair: it goes).
+        """
         folder = Path(self.session.dataset_dir).resolve()
         found = self.needing_repair()
+        if not self.repair_bar.isHidden() and not self._repairing_all:
+            if folder != self._bar_folder or not found:
+                self.repair_bar.hide()
+            else:
+                self._show_repair_bar(found)
         if folder in self._prompted or not found:
             return
         self._prompted.add(folder)
+        self._bar_folder = folder
         self.session.say(f"{len(found)} file(s) in {self.session.dataset_dir} need repair: Review tab → Repair",
                          error=True)
         self._show_repair_bar(found)
@@ -700,6 +712,10 @@ class ReviewTab(QtWidgets.QWidget):
         self.export_dialog = dialog
         dialog.show()
         return dialog
+
+    def _export_follows_table(self) -> None:
+        if self.export_dialog is not None and self.export_dialog.isVisible():
+            self.export_dialog.set_episodes(self.table.source_model.summaries(), self.table.selected_paths())
 
     def _exported(self, report: ExportReport | None) -> None:
         if report is not None:
