@@ -256,6 +256,7 @@ def test_cancel_stops_the_export_and_leaves_nothing(qtbot, window, dataset, tmp_
         qtbot.mouseClick(dialog.cancel_button, Left)
     assert done.args[0] is None
     assert dialog.last_message == f"Export cancelled: nothing was written to {out}"
+    assert tab.last_message == dialog.last_message
     assert not out.exists() and list(tmp_path.glob(".cancelled*")) == []  # no staging folder either
     assert not dialog.running and dialog.export_button.isVisible() and dialog.export_button.isEnabled()
 

@@ -720,6 +720,8 @@ class ReviewTab(QtWidgets.QWidget):
     def _exported(self, report: ExportReport | None) -> None:
         if report is not None:
             self.show_message(report.text().splitlines()[0], "ok" if report.exported else "warn")
+        elif self.export_dialog is not None:  # cancelled or failed: the dialog says which
+            self.show_message(self.export_dialog.last_message, "warn")
         self.export_done.emit(report)
 
     # -- replay --------------------------------------------------------------------------------
