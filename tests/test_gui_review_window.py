@@ -339,3 +339,19 @@ def test_the_dataset_figures_are_under_the_table(qtbot, monkeypatch, open_window
     tab.success_box.setCurrentIndex(tab.success_box.findData("true"))
     qtbot.mouseClick(tab.save_label_button, Left)
     assert "2 success</span> · <span style='color:#c62828'>0 failure" in tab.count_label.text()
+
+
+def test_an_export_that_fails_says_why_in_one_line(qtbot, window, tmp_path, monkeypatch):
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(export_dialog_module, "export_lerobot", full_disk)
+    tab = window.review
+    dialog = open_dialog(qtbot, tab)
+    dialog.folder_edit.setText(str(tmp_path / "out"))
+    with qtbot.waitSignal(dialog.finished_export, timeout=30_000) as done:
+        qtbot.mouseClick(dialog.export_button, Left)
+    assert done.args[0] is None
+    assert dialog.last_message == "Export failed: OSError: [Errno 28] No space left on device"
+    assert tab.last_message == dialog.last_message and "c62828" in dialog.status_label.styleSheet()
+    assert not dialog.running and dialog.export_button.isEnabled() and not dialog.progress.isVisible()
