@@ -4,11 +4,14 @@ Listing opens each file for its attributes, dataset shapes and the small
 per-tick source column — never an image — so hundreds of episodes list in
 about a second. A file that is not a readable episode is listed as damaged with
 the reason, never skipped silently and never an exception.
+:func:`dataset_figures` adds a listing up: outcomes, durations, size on disk and
+the recording time the free disk still holds.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -104,6 +107,62 @@ def driver_mix(sources: np.ndarray, drivers: np.ndarray) -> dict[str, float]:
         key = f"{source} ({driver})" if driver and driver != source else source
         out[key] = round(out.get(key, 0.0) + int(count) / total, 4)
     return out
+
+
+@dataclass(frozen=True)
+class DatasetFigures:
+    """A dataset at a glance: outcomes, duration, size on disk and how much more recording the disk holds."""
+
+    episodes: int
+    successes: int
+    failures: int
+    unlabelled: int
+    damaged: int  # files that do not open as episodes (not counted in the outcomes)
+    recorded_s: float  # whole recordings, trimmed-out parts included: what the files hold
+    kept_s: float  # the kept (trimmed) ranges: what an export takes
+    size_bytes: int  # every listed file, damaged ones included
+    size_bytes_readable: int  # the readable episodes only (what the per-hour figure is made of)
+    free_bytes: int | None  # on the dataset's disk; None when unknown
+
+    @property
+    def bytes_per_hour(self) -> float | None:
+        """Disk used per hour of recording, from the readable episodes; None without any."""
+        readable = self.size_bytes_readable
+        return readable / (self.recorded_s / 3600) if self.recorded_s > 0 and readable > 0 else None
+
+    @property
+    def hours_left(self) -> float | None:
+        """Hours of recording like these the free disk still holds; None when unknown."""
+        per_hour = self.bytes_per_hour
+        return None if per_hour is None or self.free_bytes is None else self.free_bytes / per_hour
+
+
+def dataset_figures(summaries: list[EpisodeSummary], free_bytes: int | None = None) -> DatasetFigures:
+    """Count outcomes and add up durations and sizes of a listing (``free_bytes``: see :func:`free_space`)."""
+    readable = [s for s in summaries if not s.damaged]
+    return DatasetFigures(
+        episodes=len(summaries),
+        successes=sum(1 for s in readable if s.success == "true"),
+        failures=sum(1 for s in readable if s.success == "false"),
+        unlabelled=sum(1 for s in readable if s.success not in ("true", "false")),
+        damaged=len(summaries) - len(readable),
+        recorded_s=sum(s.full_duration_s for s in readable),
+        kept_s=sum(s.duration_s for s in readable),
+        size_bytes=sum(s.size_bytes for s in summaries),
+        free_bytes=free_bytes,
+        size_bytes_readable=sum(s.size_bytes for s in readable),
+    )
+
+
+def free_space(folder: Path) -> int | None:
+    """Free bytes on the disk of ``folder`` (or of its nearest existing parent); None when it cannot be read."""
+    folder = Path(folder)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
 
 
 def list_dataset(folder: Path, trash: bool = False) -> list[EpisodeSummary]:

@@ -7,12 +7,10 @@ against ``Episode.frame_at`` pixel for pixel.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
 
-import h5py
 import numpy as np
 import pytest
 from PySide6 import QtCore, QtWidgets
@@ -413,56 +411,6 @@ def test_shortcuts_stay_inside_the_tab_and_out_of_text_fields(qtbot, tab, datase
                for sc in tab.shortcuts.values())
     keys = dict(tab.help_sections()[0][1])
     assert keys["Space"] == "play / pause" and keys["Ctrl+Z"] == "undo the last delete"
-
-
-# -- export --------------------------------------------------------------------------------------
-def test_exports_run_in_a_worker_and_write_datasets(qtbot, tab, dataset, tmp_path, monkeypatch):
-    threads = []
-
-    def spying(fn):
-        def run(*args, **kwargs):
-            threads.append(threading.current_thread())
-            return fn(*args, **kwargs)
-        return run
-
-    for kind, (title, fn) in list(review_tab_module.EXPORTERS.items()):
-        monkeypatch.setitem(review_tab_module.EXPORTERS, kind, (title, spying(fn)))
-    chosen = tmp_path / "exports"
-    chosen.mkdir()
-    monkeypatch.setattr(QtWidgets.QFileDialog, "getExistingDirectory", lambda *a, **k: str(chosen / "lerobot"))
-    tab.include_failures.setChecked(True)
-    with qtbot.waitSignal(tab.export_done, timeout=60_000) as done:
-        qtbot.mouseClick(tab.export_lerobot_button, QtCore.Qt.MouseButton.LeftButton)
-        assert tab.exporting and tab.progress.isVisible() and not tab.export_aloha_button.isEnabled()
-    report = done.args[0]
-    assert len(report.exported) == 3 and threads[-1] is not threading.main_thread()
-    info = json.loads((chosen / "lerobot" / "meta" / "info.json").read_text())
-    assert info["total_episodes"] == 3
-    assert list((chosen / "lerobot" / "data").rglob("*.parquet"))
-    assert "exported 3 episode(s)" in tab.last_message and not tab.progress.isVisible()
-    assert tab.progress.value() == tab.progress.maximum()
-
-    # a folder that is not empty gets a sub-folder named after the dataset
-    monkeypatch.setattr(QtWidgets.QFileDialog, "getExistingDirectory", lambda *a, **k: str(chosen))
-    tab.include_failures.setChecked(False)
-    with qtbot.waitSignal(tab.export_done, timeout=60_000) as done:
-        qtbot.mouseClick(tab.export_aloha_button, QtCore.Qt.MouseButton.LeftButton)
-    assert len(done.args[0].exported) == 1  # successes only
-    out = chosen / f"{dataset.name}_aloha"
-    with h5py.File(out / "episode_0.hdf5") as f:
-        assert f["action"].shape[1] == 6
-    assert threads[-1] is not threading.main_thread()
-
-
-def test_export_errors_are_a_message(qtbot, tab, tmp_path):
-    blocker = tmp_path / "a_file"
-    blocker.write_text("in the way")
-    with qtbot.waitSignal(tab.export_done, timeout=60_000) as done:
-        assert tab.export("aloha", out_dir=blocker)
-    assert done.args[0] is None
-    assert tab.last_message.startswith("Export failed: FileExistsError")
-    assert "Traceback" not in tab.message_label.text()
-    assert tab.export_aloha_button.isEnabled()
 
 
 # -- replay --------------------------------------------------------------------------------------

@@ -23,6 +23,8 @@ from ui.review_state import (
 COLUMNS = ("Name", "Task", "Success", "Duration", "Source", "Size", "Flags", "Problem")
 SORT_ROLE = QtCore.Qt.ItemDataRole.UserRole + 1
 PATH_ROLE = QtCore.Qt.ItemDataRole.UserRole + 2
+FLEXIBLE = ("Task", "Source", "Flags", "Problem")  # long free text: elided first when the columns do not fit
+MIN_WIDTH = 40  # px: a column never narrows below this when the columns are fitted to the view
 DAMAGED_COLOR = QtGui.QColor("#c62828")
 WARN_COLOR = QtGui.QColor("#b26a00")
 SUCCESS_COLORS = {"true": QtGui.QColor("#2e7d32"), "false": QtGui.QColor("#c62828")}
@@ -112,7 +114,7 @@ class EpisodeTableModel(QtCore.QAbstractTableModel):
                 return f"trimmed: {s.duration_s:.2f} s kept of {s.full_duration_s:.2f} s"
             if column == "Flags" and s.flags:
                 return "\n".join(f"{flag}: {why}" for flag, why in s.flags.items())
-            return None
+            return self._text(s, column, problem) or None  # the whole text of a cell that may be elided
         if role == R.ForegroundRole:
             if s.damaged:
                 return DAMAGED_COLOR
@@ -194,15 +196,18 @@ class EpisodeTable(QtWidgets.QTableView):
         self.setSortingEnabled(True)
         self.sortByColumn(0, QtCore.Qt.SortOrder.AscendingOrder)
         self.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
-        self.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
+        self.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.ExtendedSelection)  # several to export
         self.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setAlternatingRowColors(True)
         self.setWordWrap(False)
         self.verticalHeader().hide()
         self.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
         header = self.horizontalHeader()
-        header.setStretchLastSection(True)
+        header.setStretchLastSection(False)
         header.setHighlightSections(False)
+        self.setTextElideMode(QtCore.Qt.TextElideMode.ElideRight)
+        header.setTextElideMode(QtCore.Qt.TextElideMode.ElideRight)
+        self.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # columns fit instead
         self._quiet = False
         self.selectionModel().currentRowChanged.connect(self._current_changed)
 
@@ -227,6 +232,11 @@ class EpisodeTable(QtWidgets.QTableView):
         value = self.proxy.data(self.proxy.index(proxy_row, 0), PATH_ROLE)
         return Path(value) if value else None
 
+    def selected_paths(self) -> list[Path]:
+        """The paths of every selected row, in view order."""
+        rows = sorted(index.row() for index in self.selectionModel().selectedRows())
+        return [p for p in (self.path_at(r) for r in rows) if p is not None]
+
     def current_path(self) -> Path | None:
         index = self.currentIndex()
         return self.path_at(index.row()) if index.isValid() else None
@@ -250,6 +260,42 @@ class EpisodeTable(QtWidgets.QTableView):
         return True
 
     def fit_columns(self) -> None:
-        """Size columns to their content; the task column gets what is left, capped to stay readable."""
+        """Fit every column into the visible width: each gets its content's width, and when they do not all
+        fit the wide text columns give way (elided with "…"; the cell's tooltip has the full text)."""
         self.resizeColumnsToContents()
-        self.setColumnWidth(COLUMNS.index("Task"), min(self.columnWidth(COLUMNS.index("Task")), 220))
+        widths = fit_widths([self.columnWidth(i) for i in range(len(COLUMNS))], self.viewport().width(),
+                            tuple(COLUMNS.index(c) for c in FLEXIBLE), (COLUMNS.index("Name"),))
+        for i, w in enumerate(widths):
+            self.setColumnWidth(i, w)
+
+    def resizeEvent(self, event: QtGui.QResizeEvent) -> None:  # noqa: N802 (Qt name)
+        super().resizeEvent(event)
+        self.fit_columns()
+
+
+def fit_widths(wanted: list[int], available: int, flexible: tuple[int, ...] = (), last: tuple[int, ...] = ()) \
+        -> list[int]:
+    """Column widths that add up to at most ``available``.
+
+    The ``flexible`` columns (long free text) give way first, the widest first,
+    down to :data:`MIN_WIDTH`; then the others, and the ``last`` ones (the
+    episode's name) only after them, so the short columns keep their whole
+    text as long as they can. Spare room goes to the last column.
+    """
+    widths = list(wanted)
+    excess = sum(widths) - available
+    rest = [i for i in range(len(widths)) if i not in flexible and i not in last]
+    for group in (list(flexible), rest, list(last)):
+        while excess > 0 and group:
+            widest = max(widths[i] for i in group)
+            if widest <= MIN_WIDTH:
+                break
+            second = max([widths[i] for i in group if widths[i] < widest] + [MIN_WIDTH])
+            tops = [i for i in group if widths[i] == widest]
+            cut = min(widest - second, -(-excess // len(tops)))
+            for i in tops:
+                widths[i] -= cut
+            excess -= cut * len(tops)
+    if excess < 0:
+        widths[-1] -= excess
+    return widths

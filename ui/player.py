@@ -37,6 +37,25 @@ class TrimRegion(pg.LinearRegionItem):
         ev.ignore()  # a click inside the kept range still moves the cursor
 
 
+class SeekSlider(QtWidgets.QSlider):
+    """A slider whose left click jumps the handle to the click (and keeps dragging from there),
+    instead of paging towards it: the style hint ``SH_Slider_AbsoluteSetButtons`` asks for exactly that."""
+
+    def __init__(self, orientation: QtCore.Qt.Orientation, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(orientation, parent)
+        self._style = _AbsoluteClickStyle(self.style().name())
+        self._style.setParent(self)  # the widget does not own its style
+        self.setStyle(self._style)
+
+
+class _AbsoluteClickStyle(QtWidgets.QProxyStyle):
+    def styleHint(self, hint: QtWidgets.QStyle.StyleHint, option: QtWidgets.QStyleOption | None = None,  # noqa: N802
+                  widget: QtWidgets.QWidget | None = None, returnData: QtWidgets.QStyleHintReturn | None = None) -> int:  # noqa: N803
+        if hint == QtWidgets.QStyle.StyleHint.SH_Slider_AbsoluteSetButtons:
+            return int(QtCore.Qt.MouseButton.LeftButton.value)
+        return super().styleHint(hint, option, widget, returnData)
+
+
 class SignalPlot:
     """One plot of the player: curves, the shaded trimmed-out parts, the trim handles and the cursor line."""
 
@@ -112,7 +131,7 @@ class Player(QtWidgets.QWidget):
         self.legend.setObjectName("hint")
         self.canvas = pg.GraphicsLayoutWidget()
         self.canvas.setBackground("w")
-        self.canvas.setMinimumHeight(220)
+        self.canvas.setMinimumHeight(170)
         self.canvas.scene().sigMouseClicked.connect(self._plot_clicked)
 
         style = self.style()
@@ -123,8 +142,8 @@ class Player(QtWidgets.QWidget):
                                       self.toggle_play)
         self.forward_button = self._tool(style.standardIcon(SP.SP_MediaSeekForward), "Next frame  [→]",
                                          lambda: self.step(1))
-        self.slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
-        self.slider.setToolTip("Scrub through the episode (or drag the black line on the plots)")
+        self.slider = SeekSlider(QtCore.Qt.Orientation.Horizontal)
+        self.slider.setToolTip("Click or drag to move the cursor (or drag the black line on the plots)")
         self.slider.valueChanged.connect(self._slider_moved)
         self.time_label = QtWidgets.QLabel("—")
         self.time_label.setMinimumWidth(150)
@@ -224,9 +243,9 @@ class Player(QtWidgets.QWidget):
             self.slider.setPageStep(max(full_ms // 20, 1))
             self.slider.setSingleStep(max(int(SLIDER_STEPS_PER_S / 30), 1))
         self._draw_trim()
-        if not self._sized:  # first episode: cameras and plots share the height (the user's split is kept after)
+        if not self._sized:  # first episode: cameras get the larger share (the user's split is kept after)
             total = max(self.splitter.height(), 400)
-            self.splitter.setSizes([total * 9 // 20, total * 11 // 20])
+            self.splitter.setSizes([total * 11 // 20, total - total * 11 // 20])
             self._sized = True
         self.seek(cursor)
 

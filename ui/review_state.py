@@ -19,7 +19,7 @@ import numpy as np
 from recordings import edit
 from recordings.export_aloha import gripper_range  # the gripper's joint range, fitted as the ALOHA export does
 from recordings.format import SUCCESS_VALUES
-from recordings.library import EpisodeSummary
+from recordings.library import DatasetFigures, EpisodeSummary
 from recordings.reader import Episode, EpisodeError
 
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0)
@@ -44,12 +44,46 @@ def format_size(n: int) -> str:
     return f"{n} B"
 
 
+def format_total(seconds: float) -> str:
+    """A total duration: ``42.0 s``, ``12 min 05 s``, ``3 h 07 min``."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        minutes, s = divmod(int(round(seconds)), 60)
+        return f"{minutes} min {s:02d} s"
+    hours, minutes = divmod(int(round(seconds / 60)), 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def figures_text(fig: DatasetFigures) -> str:
+    """The Review tab's two lines about the dataset (rich text)."""
+    if not fig.episodes:
+        return "No episodes in this folder yet: record some in the Live tab."
+    counts = [f"<b>{fig.episodes} episode(s)</b>: <span style='color:#2e7d32'>{fig.successes} success</span>",
+              f"<span style='color:#c62828'>{fig.failures} failure</span>", f"{fig.unlabelled} unlabelled"]
+    if fig.damaged:
+        counts.append(f"<span style='color:#c62828'><b>{fig.damaged} damaged</b></span>")
+    recorded = f"{format_total(fig.recorded_s)} recorded"
+    if abs(fig.kept_s - fig.recorded_s) > 0.05:
+        recorded += f" ({format_total(fig.kept_s)} kept)"
+    size = f"{format_size(fig.size_bytes)} on disk"
+    if fig.bytes_per_hour is not None:
+        size += f", {format_size(int(fig.bytes_per_hour))} per hour"
+    parts = [recorded, size]
+    if fig.free_bytes is not None:
+        free = f"{format_size(fig.free_bytes)} free"
+        if fig.hours_left is not None:
+            free += f": about {format_total(fig.hours_left * 3600)} more"
+        parts.append(free)
+    return " · ".join(counts) + "<br>" + " · ".join(parts)
+
+
 def problem_text(summary: EpisodeSummary) -> str:
     """Why an episode needs attention ("" when it does not): damaged, or left unfinished by a crash."""
     if summary.damaged:
         return summary.damaged
     if summary.status and summary.status != "complete":
-        return f"not finalized ({summary.status}): run `teleop-app episodes repair`"
+        return f"not finalized ({summary.status}), left by a crash: Repair keeps every complete row"
     return ""
 
 

@@ -21,10 +21,8 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from recordings.analysis.quality import check_dataset
 from recordings.analysis.trim import suggest_trim
-from recordings.export_aloha import export_aloha
 from recordings.export_common import ExportReport
-from recordings.export_lerobot import export_lerobot
-from recordings.library import EpisodeSummary, episode_files, summarize
+from recordings.library import DatasetFigures, EpisodeSummary, dataset_figures, episode_files, free_space, summarize
 from recordings.reader import EpisodeError
 from recordings.repair import RepairReport, repair
 from teleop_app.errors import OperatorError
@@ -33,8 +31,10 @@ from teleop_app.replay import ReplayError
 from teleop_app.runs import EndReason, Run, RunKind
 from ui.bridge import SessionBridge
 from ui.episode_table import EpisodeTable
+from ui.export_dialog import ExportDialog
 from ui.player import Player
-from ui.review_state import SUCCESS_LABELS, LoadedEpisode, TrashStack, problem_text, set_success
+from ui.review_state import (SUCCESS_LABELS, LoadedEpisode, TrashStack, figures_text, problem_text,
+                             set_success)
 from ui.workers import Task, TaskRunner
 
 SHORTCUTS: list[tuple[str, str, str]] = [  # (key sequence, what it does, method name)
@@ -48,10 +48,6 @@ SHORTCUTS: list[tuple[str, str, str]] = [  # (key sequence, what it does, method
     ("Delete", "move the episode to the trash", "delete_episode"),
     ("Ctrl+Z", "undo the last delete", "undo_delete"),
 ]
-EXPORTERS: dict[str, tuple[str, Callable[..., ExportReport]]] = {
-    "lerobot": ("LeRobot v3.0", export_lerobot),
-    "aloha": ("ALOHA (ACT)", export_aloha),
-}
 LEVEL_STYLE = {"info": "", "ok": "color:#2e7d32", "warn": "color:#b26a00; font-weight:bold",
                "error": "color:#c62828; font-weight:bold"}
 
@@ -77,11 +73,25 @@ def list_episodes(folder: Path, progress: Callable[[int, int, str], None] | None
     return out
 
 
+def repair_files(paths: list[Path], progress: Callable[[int, int, str], None] | None = None) \
+        -> list[tuple[Path, RepairReport | str]]:
+    """``recordings.repair.repair`` on each file (run it off the GUI thread): its report, or why it failed."""
+    out: list[tuple[Path, RepairReport | str]] = []
+    for i, path in enumerate(paths):
+        if progress:
+            progress(i, len(paths), path.name)
+        try:
+            out.append((path, repair(path)))
+        except (EpisodeError, OSError) as exc:
+            out.append((path, str(exc).removeprefix(f"{path.name}: ")))
+    return out
+
+
 class ReviewTab(QtWidgets.QWidget):
     """The Review tab over ``bridge.session``'s dataset folder; see the module docstring for its keys."""
 
     listing_done = QtCore.Signal()
-    export_done = QtCore.Signal(object)  # ExportReport, or None when the export failed
+    export_done = QtCore.Signal(object)  # ExportReport, or None when the export was cancelled or failed
 
     def __init__(self, bridge: SessionBridge, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -91,11 +101,14 @@ class ReviewTab(QtWidgets.QWidget):
         self.trash = TrashStack()
         self.runner = TaskRunner(threads=2, parent=self)
         self.last_message = ""
-        self.last_export: ExportReport | None = None
+        self.export_dialog: ExportDialog | None = None
+        self.figures: DatasetFigures | None = None
         self._listing_generation = 0
         self._listing = False
-        self._exporting = False
         self._repairing: Path | None = None
+        self._repairing_all: list[Path] = []
+        self._prompted: set[Path] = set()  # dataset folders whose files needing repair were announced
+        self._bar_folder: Path | None = None  # the folder the repair bar speaks of
         self._sized = False
 
         self._build_left()
@@ -103,12 +116,14 @@ class ReviewTab(QtWidgets.QWidget):
         split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
         split.addWidget(self.left)
         split.addWidget(self.right)
-        split.setStretchFactor(0, 2)
-        split.setStretchFactor(1, 5)
+        split.setStretchFactor(0, 9)  # the table keeps room for its columns when the window shrinks; the
+        split.setStretchFactor(1, 11)  # camera tiles are limited by the height first
         split.setChildrenCollapsible(False)
         self.splitter = split
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
+        self._build_repair_bar()
+        layout.addWidget(self.repair_bar)
         layout.addWidget(split, 1)
         self.message_label = QtWidgets.QLabel()
         self.message_label.setWordWrap(True)
@@ -128,6 +143,7 @@ class ReviewTab(QtWidgets.QWidget):
 
         bridge.changed.connect(self._on_session_event)
         self.table.episode_selected.connect(self.load_episode)
+        self.table.selectionModel().selectionChanged.connect(lambda *_: self._export_follows_table())
         self.player.trim_moved.connect(lambda *_: self._update_trim_label())
         self._update_actions()
         self.refresh()
@@ -157,28 +173,18 @@ class ReviewTab(QtWidgets.QWidget):
         self.table = EpisodeTable()
         self.filter_edit.textChanged.connect(self.table.proxy.setFilterFixedString)
         self.count_label = QtWidgets.QLabel()
-        self.count_label.setObjectName("hint")
-        self.export_lerobot_button = self._button("Export LeRobot…", lambda: self.export("lerobot"),
-                                                  "Write the dataset as a LeRobotDataset v3.0 (parquet + mp4)")
-        self.export_aloha_button = self._button("Export ALOHA…", lambda: self.export("aloha"),
-                                                "Write the dataset in the ALOHA/ACT HDF5 layout")
-        self.include_failures = QtWidgets.QCheckBox("include failures")
-        self.include_failures.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
-        self.include_failures.setToolTip("Export episodes labelled failure or unknown too (default: successes only)")
+        self.count_label.setWordWrap(True)
+        self.count_label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.export_button = self._button("Export…", self.open_export_dialog,
+                                          "Write all, the selected or the successful episodes as a LeRobot v3.0 "
+                                          "or an ALOHA dataset (Ctrl/Shift+click selects several rows)")
         exports = QtWidgets.QHBoxLayout()
-        exports.addWidget(self.export_lerobot_button)
-        exports.addWidget(self.export_aloha_button)
-        exports.addWidget(self.include_failures)
-        exports.addStretch(1)
-        self.progress = QtWidgets.QProgressBar()
-        self.progress.setTextVisible(True)
-        self.progress.hide()
+        exports.addWidget(self.count_label, 1)
+        exports.addWidget(self.export_button)
         v.addWidget(self.folder_label)
         v.addLayout(top)
         v.addWidget(self.table, 1)
-        v.addWidget(self.count_label)
         v.addLayout(exports)
-        v.addWidget(self.progress)
 
     def _build_right(self) -> None:
         self.right = QtWidgets.QWidget()
@@ -192,8 +198,8 @@ class ReviewTab(QtWidgets.QWidget):
         v.addWidget(self.player, 1)
 
         trim = QtWidgets.QGroupBox("Trim")
-        self.in_button = self._button("In  [I]", self.set_in, "Put the in handle at the cursor")
-        self.out_button = self._button("Out  [O]", self.set_out, "Put the out handle at the cursor")
+        self.in_button = self._button("In [I]", self.set_in, "Put the in handle at the cursor")
+        self.out_button = self._button("Out [O]", self.set_out, "Put the out handle at the cursor")
         self.apply_trim_button = self._button("Apply trim", self.apply_trim,
                                               "Keep only the range between the handles (the file keeps everything: "
                                               "Clear trim brings it back)")
@@ -206,10 +212,10 @@ class ReviewTab(QtWidgets.QWidget):
         g = QtWidgets.QGridLayout(trim)
         g.addWidget(self.in_button, 0, 0)
         g.addWidget(self.out_button, 0, 1)
+        g.addWidget(self.auto_trim_button, 0, 2)
         g.addWidget(self.apply_trim_button, 1, 0)
         g.addWidget(self.clear_trim_button, 1, 1)
-        g.addWidget(self.auto_trim_button, 2, 0)
-        g.addWidget(self.trim_label, 3, 0, 1, 2)
+        g.addWidget(self.trim_label, 2, 0, 1, 3)
 
         label = QtWidgets.QGroupBox("Label")
         self.success_box = QtWidgets.QComboBox()
@@ -228,9 +234,9 @@ class ReviewTab(QtWidgets.QWidget):
         g.setColumnStretch(1, 1)
 
         episode = QtWidgets.QGroupBox("Episode")
-        self.delete_button = self._button("Delete  [Del]", self.delete_episode,
+        self.delete_button = self._button("Delete [Del]", self.delete_episode,
                                           "Move the episode to the dataset's .trash folder")
-        self.undo_button = self._button("Undo delete  [Ctrl+Z]", self.undo_delete,
+        self.undo_button = self._button("Undo [Ctrl+Z]", self.undo_delete,
                                         "Bring back the last episode deleted here")
         self.replay_button = self._button("Replay on robot", self.toggle_replay,
                                           "Play the kept range's commanded joint targets on the robot, through "
@@ -250,10 +256,33 @@ class ReviewTab(QtWidgets.QWidget):
         self.edit_row = QtWidgets.QWidget()
         h = QtWidgets.QHBoxLayout(self.edit_row)
         h.setContentsMargins(0, 0, 0, 0)
+        for group in (trim, label, episode):
+            group.layout().setContentsMargins(6, 4, 6, 4)
         h.addWidget(trim, 2)
         h.addWidget(label, 3)
         h.addWidget(episode, 2)
         v.addWidget(self.edit_row)
+
+    def _build_repair_bar(self) -> None:
+        self.repair_bar = QtWidgets.QFrame()
+        self.repair_bar.setObjectName("repairBar")
+        self.repair_bar.setStyleSheet("#repairBar { background:#fff3cd; border:1px solid #b26a00; border-radius:3px }")
+        self.repair_bar_label = QtWidgets.QLabel()
+        self.repair_bar_label.setWordWrap(True)
+        self.repair_bar_label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.repair_all_button = self._button("Repair", self.repair_all,
+                                              "Repair every file listed here, one after the other (each original "
+                                              "stays as it is until its repaired copy has been checked)")
+        self.repair_all_button.setStyleSheet("font-weight:bold")
+        self.dismiss_repair_button = self._button("Later", self.repair_bar.hide,
+                                                  "Hide this bar (the Problem column and the Repair button of "
+                                                  "each row stay)")
+        h = QtWidgets.QHBoxLayout(self.repair_bar)
+        h.setContentsMargins(8, 2, 8, 2)
+        h.addWidget(self.repair_bar_label, 1)
+        h.addWidget(self.repair_all_button)
+        h.addWidget(self.dismiss_repair_button)
+        self.repair_bar.hide()
 
     def help_sections(self) -> list[tuple[str, list[tuple[str, str]]]]:
         """This tab's keys for the window's help overlay."""
@@ -296,8 +325,10 @@ class ReviewTab(QtWidgets.QWidget):
         kept = self.table.set_summaries(summaries, keep=keep)
         if keep is not None and not kept:
             self._unload()
+        self._export_follows_table()
         self._update_count()
         self._update_actions()
+        self._prompt_repair()
         self.listing_done.emit()
 
     def _list_failed(self, generation: int, reason: str) -> None:
@@ -308,14 +339,10 @@ class ReviewTab(QtWidgets.QWidget):
             self.listing_done.emit()
 
     def _update_count(self) -> None:
-        rows = self.table.source_model.summaries()
-        damaged = sum(1 for s in rows if s.damaged)
-        text = f"{len(rows)} episode(s)"
-        if damaged:
-            text += f", <span style='color:#c62828'><b>{damaged} damaged</b></span>"
-        if not rows:
-            text = "No episodes in this folder yet: record some in the Live tab."
-        self.count_label.setText(text)
+        """The dataset's figures under the table (outcomes, durations, size, room left on the disk)."""
+        figures = dataset_figures(self.table.source_model.summaries(), free_space(self.session.dataset_dir))
+        self.figures = figures
+        self.count_label.setText(figures_text(figures))
 
     def _on_session_event(self, event: Event) -> None:
         if event is Event.DATASET:
@@ -408,10 +435,9 @@ class ReviewTab(QtWidgets.QWidget):
         self.undo_button.setEnabled(len(self.trash) > 0)
         self.undo_button.setToolTip(f"Bring back {self.trash.last.name}" if self.trash.last else
                                     "Nothing deleted here yet")
-        self.repair_button.setEnabled(self._repairing is None and bool(self._problem(self.table.current_path())))
-        busy = self._exporting
-        self.export_lerobot_button.setEnabled(not busy)
-        self.export_aloha_button.setEnabled(not busy)
+        self.repair_button.setEnabled(self._repairing is None and not self._repairing_all
+                                      and bool(self._problem(self.table.current_path())))
+        self.export_button.setEnabled(any(not s.damaged for s in self.table.source_model.summaries()))
         self._update_replay()
 
     # -- transport (shortcut targets) ----------------------------------------------------------
@@ -450,6 +476,7 @@ class ReviewTab(QtWidgets.QWidget):
             self._reopen()
             return False
         self.table.source_model.put(summarize(ep.path))
+        self._update_count()
         self.table.select_path(ep.path, notify=False)
         self._reopen()
         return True
@@ -544,7 +571,7 @@ class ReviewTab(QtWidgets.QWidget):
     def repair_episode(self) -> bool:
         """Repair the selected damaged or unfinished episode in a worker; its row and the player follow."""
         path = self.table.current_path()
-        if path is None or self._repairing is not None or not self._problem(path):
+        if path is None or self._repairing is not None or self._repairing_all or not self._problem(path):
             return False
         recorder = self.session.recorder
         if self.session.recording and recorder.path is not None and Path(recorder.path) == path:
@@ -563,7 +590,7 @@ class ReviewTab(QtWidgets.QWidget):
 
     @property
     def repairing(self) -> bool:
-        return self._repairing is not None
+        return self._repairing is not None or bool(self._repairing_all)
 
     def _repaired(self, report: RepairReport) -> None:
         self._repairing = None
@@ -582,70 +609,120 @@ class ReviewTab(QtWidgets.QWidget):
             self._reopen()
         self._update_actions()
 
-    # -- export --------------------------------------------------------------------------------
-    def ask_export_dir(self, kind: str) -> Path | None:
-        """The folder dialog; an empty folder is used as it is, another one gets a new sub-folder."""
-        title, _ = EXPORTERS[kind]
-        start = str(self.session.dataset_dir.parent)
-        chosen = QtWidgets.QFileDialog.getExistingDirectory(self, f"Export {title} into folder…", start)
-        if not chosen:
-            return None
-        out = Path(chosen)
-        if out.exists() and any(out.iterdir()):
-            out = out / f"{self.session.dataset_dir.name}_{kind}"
-        return out
+    def needing_repair(self) -> list[tuple[Path, str]]:
+        """Listed files with a problem (damaged, or left unfinished by a crash) and why."""
+        rows = self.table.source_model.summaries()
+        return [(s.path, problem_text(s)) for s in rows if problem_text(s)]
 
-    def export(self, kind: str, out_dir: Path | None = None) -> bool:
-        """Export every readable listed episode (successes only unless "include failures") in a worker."""
-        if self._exporting:
+    def _prompt_repair(self) -> None:
+        """Once per dataset folder in this session: say how many files need repair and why, with a Repair button.
+
+        A bar already shown follows new listings (another folder, or nothing left to repair: it goes).
+        """
+        folder = Path(self.session.dataset_dir).resolve()
+        found = self.needing_repair()
+        if not self.repair_bar.isHidden() and not self._repairing_all:
+            if folder != self._bar_folder or not found:
+                self.repair_bar.hide()
+            else:
+                self._show_repair_bar(found)
+        if folder in self._prompted or not found:
+            return
+        self._prompted.add(folder)
+        self._bar_folder = folder
+        self.session.say(f"{len(found)} file(s) in {self.session.dataset_dir} need repair: Review tab → Repair",
+                         error=True)
+        self._show_repair_bar(found)
+
+    def _show_repair_bar(self, found: list[tuple[Path, str]]) -> None:
+        shown = found[:3]
+        items = "; ".join(f"<b>{html.escape(p.name)}</b>: {html.escape(why.removeprefix(f'{p.name}: '))}"
+                          for p, why in shown)
+        more = f"; and {len(found) - len(shown)} more (Problem column)" if len(found) > 3 else ""
+        self.repair_bar_label.setText(f"<b style='color:#b26a00'>⚠ {len(found)} file(s) in this dataset need "
+                                      f"repair</b> (left by a crash or a failed write) — {items}{more}")
+        self.repair_all_button.setText(f"Repair {len(found)} file(s)")
+        self.repair_all_button.setEnabled(True)
+        self.repair_bar.show()
+
+    def repair_all(self) -> bool:
+        """Repair every file that needs it, in a worker, one after the other; the bar shows the outcome."""
+        if self._repairing is not None or self._repairing_all:
             return False
-        out_dir = out_dir or self.ask_export_dir(kind)
-        if out_dir is None:
-            return False
-        title, fn = EXPORTERS[kind]
-        paths = [s.path for s in self.table.source_model.summaries() if not s.damaged]
+        paths = [p for p, _ in self.needing_repair()]
+        recorder = self.session.recorder
+        if self.session.recording and recorder.path is not None:
+            paths = [p for p in paths if p != Path(recorder.path)]  # the episode being recorded is not crashed
         if not paths:
-            self.show_message("Nothing to export: the folder has no readable episodes", "warn")
+            self.repair_bar.hide()
             return False
-        self._exporting = True
-        self.progress.setRange(0, len(paths))
-        self.progress.setValue(0)
-        self.progress.setFormat(f"{title}: %v/%m")
-        self.progress.show()
+        if self.loaded is not None and self.loaded.path in paths:
+            self._release_file()
+        self._repairing_all = paths
+        self.repair_all_button.setEnabled(False)
         self._update_actions()
-        self.show_message(f"Exporting {len(paths)} episode(s) as {title} to {out_dir}…")
-        task = Task(fn, paths, out_dir, include_failures=self.include_failures.isChecked())
-        task.signals.progress.connect(self._export_progress)
-        task.signals.done.connect(self._exported)
-        task.signals.failed.connect(self._export_failed)
+        self.repair_bar_label.setText(f"Repairing {len(paths)} file(s)…")
+        task = Task(repair_files, paths)
+        task.signals.progress.connect(
+            lambda done, total, name: self.repair_bar_label.setText(f"Repairing {name} ({done + 1}/{total})…"))
+        task.signals.done.connect(self._repaired_all)
+        task.signals.failed.connect(self._repair_all_failed)
         self.runner.start(task)
         return True
 
-    @property
-    def exporting(self) -> bool:
-        return self._exporting
-
-    def _export_progress(self, done: int, total: int, message: str) -> None:
-        self.progress.setRange(0, max(total, 1))
-        self.progress.setValue(done)
-        self.progress.setToolTip(message)
-
-    def _exported(self, report: ExportReport) -> None:
-        self._exporting = False
-        self.last_export = report
-        self.progress.hide()
-        lines = report.text().splitlines()
-        level = "ok" if report.exported else "warn"
-        self.show_message("<br>".join(lines[:6]) + ("<br>…" if len(lines) > 6 else ""), level)
+    def _repaired_all(self, outcomes: list[tuple[Path, RepairReport | str]]) -> None:
+        paths, self._repairing_all = self._repairing_all, []
+        for path in paths:
+            self.table.source_model.put(summarize(path))
+        self._update_count()
+        failed = [(p, why) for p, why in outcomes if isinstance(why, str)]
+        fixed = len(outcomes) - len(failed)
+        text = f"Repaired {fixed} of {len(outcomes)} file(s)"
+        if failed:
+            self.show_message(text + "; could not repair " + "; ".join(f"{p.name}: {why}" for p, why in failed),
+                              "warn")
+            self._show_repair_bar(failed)
+            self.repair_all_button.setText("Try again")
+        else:
+            self.show_message(text, "ok")
+            self.repair_bar.hide()
+        self.session.say(self.last_message, error=bool(failed))  # replaces the start-up notice
+        if self.loaded is not None and self.loaded.path in paths:
+            self.load_episode(self.loaded.path, self.player.cursor)
         self._update_actions()
+
+    def _repair_all_failed(self, reason: str) -> None:
+        self._repairing_all = []
+        self.show_message(f"Could not repair: {reason}", "error")
+        self.repair_all_button.setEnabled(True)
+        self._reopen()
+        self._update_actions()
+
+    # -- export --------------------------------------------------------------------------------
+    def open_export_dialog(self) -> ExportDialog:
+        """Show the export dialog (format, folder, fps, codec, which episodes) over the current listing."""
+        if self.export_dialog is not None and self.export_dialog.running:
+            self.export_dialog.raise_()
+            return self.export_dialog
+        if self.export_dialog is not None:
+            self.export_dialog.deleteLater()
+        dialog = ExportDialog(self.table.source_model.summaries(), self.table.selected_paths(),
+                              self.session.dataset_dir, self)
+        dialog.finished_export.connect(self._exported)
+        self.export_dialog = dialog
+        dialog.show()
+        return dialog
+
+    def _export_follows_table(self) -> None:
+        if self.export_dialog is not None and self.export_dialog.isVisible():
+            self.export_dialog.set_episodes(self.table.source_model.summaries(), self.table.selected_paths())
+
+    def _exported(self, report: ExportReport | None) -> None:
+        if report is not None:
+            self.show_message(report.text().splitlines()[0], "ok" if report.exported else "warn")
+        elif self.export_dialog is not None:  # cancelled or failed: the dialog says which
+            self.show_message(self.export_dialog.last_message, "warn")
         self.export_done.emit(report)
-
-    def _export_failed(self, reason: str) -> None:
-        self._exporting = False
-        self.progress.hide()
-        self.show_message(f"Export failed: {reason}", "error")
-        self._update_actions()
-        self.export_done.emit(None)
 
     # -- replay --------------------------------------------------------------------------------
     def _replay(self) -> Run | None:
@@ -701,7 +778,7 @@ class ReviewTab(QtWidgets.QWidget):
         super().showEvent(event)
         if not self._sized:  # the table gets room for its columns, the player the rest
             width = max(self.width(), 800)
-            self.splitter.setSizes([width * 19 // 50, width - width * 19 // 50])
+            self.splitter.setSizes([width * 9 // 20, width - width * 9 // 20])
             self._sized = True
 
     def hideEvent(self, event: QtGui.QHideEvent) -> None:  # noqa: N802 (Qt name)
@@ -713,6 +790,8 @@ class ReviewTab(QtWidgets.QWidget):
         ends a running replay when it closes)."""
         self.replay_timer.stop()
         self.player.shutdown()
+        if self.export_dialog is not None:
+            self.export_dialog.reject()  # cancels a running export
         self.runner.wait(30_000)
         if self.loaded is not None:
             self.loaded.close()

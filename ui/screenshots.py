@@ -59,14 +59,14 @@ def window_screenshots(out_dir: str | Path, dataset_dir: str | Path, size: tuple
     the Review tab, cursor mid-way, trim handles pulled in but not applied). Each PNG ≤ 300 KB."""
     import tempfile
 
-    from ui.app import open_session
+    from ui.app import open_console
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         settings = QtCore.QSettings(str(Path(tmp) / "settings.ini"), QtCore.QSettings.Format.IniFormat)
-        session, window = open_session(None, str(dataset_dir), operator="screenshots", settings=settings)
+        session, window = open_console(None, str(dataset_dir), operator="screenshots", settings=settings)
         try:
             window.resize(*size)
             window.show()
@@ -95,6 +95,7 @@ def window_screenshots(out_dir: str | Path, dataset_dir: str | Path, size: tuple
                 player.set_trim(0.12 * full, 0.88 * full)  # show the handles and the shaded parts
             player.seek(0.45 * full)
             _wait(app, lambda: player.shown_t == player.cursor)
+            _wait(app, lambda: not tab.listing)  # the kept episode's listing, if it came after ours
             for _ in range(5):  # let the layouts settle after the last captions
                 app.processEvents()
                 time.sleep(0.02)
