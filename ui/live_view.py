@@ -28,6 +28,7 @@ class LiveView(QtWidgets.QWidget):
         rig = session.rig
         self.history = TickHistory(rig.robot.n_joints, capacity=int(rig.loop.rate_hz * 12))
         self.ticks = rig.loop.subscribe("gui", maxsize=int(rig.loop.rate_hz * 2))
+        self._plotted_upto = 0  # history.n when the plots were last drawn
 
         self.tiles: dict[str, ImageTile] = {}
         cams = QtWidgets.QHBoxLayout()
@@ -73,8 +74,9 @@ class LiveView(QtWidgets.QWidget):
         now = time.monotonic()
         for name, tile in self.tiles.items():
             self._refresh_tile(rig.cameras[name], tile, now)
-        if self.history.extend(self.ticks.drain()):
+        if self.take_ticks() or self._plotted_upto != self.history.n:
             self.plots.update_from(self.history, now)
+            self._plotted_upto = self.history.n
         latest = rig.loop.latest()
         if latest is not None:
             self.gripper.set_values(rig.robot.joint_to_gripper(float(latest.command[-1])), latest.state.gripper)
@@ -95,6 +97,11 @@ class LiveView(QtWidgets.QWidget):
             armed=not session.stopped and (session.running is None or session.running.kind is RunKind.EPISODE),
         )
         self.recording.message.setText(self._next_step())
+
+    def take_ticks(self) -> int:
+        """Move the loop's new ticks into the plots' history; the window calls it on every refresh, shown or
+        not, so the bounded tick queue never fills and the history has no hole where another tab was shown."""
+        return self.history.extend(self.ticks.drain())
 
     def _next_step(self) -> str:
         """What to do next, in one line, for someone who has not read anything."""

@@ -141,6 +141,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def refresh(self) -> None:
         self.repaints.tick()
         current = self.tabs.currentWidget()
+        self.live.take_ticks()  # shown or not: the plots' history stays whole
         if current is self.live:
             self.live.refresh()
         elif current is self.policy_tab:
