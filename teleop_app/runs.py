@@ -48,6 +48,9 @@ class EndReason(enum.Enum):
     CLOSING = "closing"
 
 
+AFTER_SUCCESS_S = 1.0
+"""How long a run goes on after the robot first reports success, where it ends on success by default."""
+
 STOPS_A_BATCH = (EndReason.KILL, EndReason.WRITE_FAILURE)
 """Endings after which a batch of runs does not go on (nothing re-arms or retries behind the user's back)."""
 

@@ -7,14 +7,15 @@ import time
 
 from PySide6 import QtCore, QtWidgets
 
-from drivers.base import Camera
 from teleop_app.modes import Mode
 from teleop_app.operator_session import OperatorSession
 from teleop_app.runs import RunKind
+from teleop_app.success_keeping import SuccessKeeping
 from ui.gripper_gauge import GripperGauge
 from ui.image_tile import ImageTile
 from ui.input_panel import InputPanel
 from ui.joint_plots import JointPlots
+from ui.live_tiles import show_latest
 from ui.recording_panel import RecordingPanel
 from ui.tick_history import TickHistory
 
@@ -50,6 +51,9 @@ class LiveView(QtWidgets.QWidget):
         self.splitter = left
 
         self.recording = RecordingPanel()
+        self.keeping = SuccessKeeping(session)
+        self.keeping.apply()
+        self.recording.keep_on_success_chosen.connect(self.keeping.choose)
         self.input_panel = InputPanel(rig.inputs)
         self.gripper = GripperGauge()
         grip_box = QtWidgets.QGroupBox("Gripper")
@@ -59,9 +63,15 @@ class LiveView(QtWidgets.QWidget):
         right.addWidget(self.input_panel)
         right.addWidget(grip_box)
         right.addStretch(1)
-        side = QtWidgets.QWidget()
-        side.setLayout(right)
-        side.setFixedWidth(360)
+        side_inner = QtWidgets.QWidget()
+        side_inner.setLayout(right)
+        right.setContentsMargins(0, 0, 0, 0)
+        side = QtWidgets.QScrollArea()  # on a small screen the lower panels scroll; the recording panel is first
+        side.setWidget(side_inner)
+        side.setWidgetResizable(True)
+        side.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        side.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        side.setFixedWidth(370)
 
         layout = QtWidgets.QHBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -73,7 +83,7 @@ class LiveView(QtWidgets.QWidget):
         session, rig = self.session, self.session.rig
         now = time.monotonic()
         for name, tile in self.tiles.items():
-            self._refresh_tile(rig.cameras[name], tile, now)
+            show_latest(rig.cameras[name], tile, now)
         if self.take_ticks() or self._plotted_upto != self.history.n:
             self.plots.update_from(self.history, now)
             self._plotted_upto = self.history.n
@@ -84,6 +94,7 @@ class LiveView(QtWidgets.QWidget):
         inputs = rig.inputs  # one consistent view: the replay input comes and goes between ticks
         active = session.active_input
         self.input_panel.set_active(active)
+        self.keeping.apply()  # the active input may have changed (a key, a device button, the window)
         device = inputs.get(active) if active else None
         error = device.error if device is not None else None
         self.input_panel.show_state(rig.loop.last_input, driving, self._input_hint(driving), error)
@@ -95,6 +106,8 @@ class LiveView(QtWidgets.QWidget):
             recording=session.recording, elapsed_s=session.elapsed_s, episodes=self._episode_count(),
             folder=str(session.dataset_dir), task=session.task, can_reset=rig.robot.can_reset_scene,
             armed=not session.stopped and (session.running is None or session.running.kind is RunKind.EPISODE),
+            success=rig.robot.success(), keep_on_success=self.keeping.enabled() if self.keeping.available else None,
+            after_success_s=self.keeping.after_success_s,
         )
         self.recording.message.setText(self._next_step())
 
@@ -107,6 +120,9 @@ class LiveView(QtWidgets.QWidget):
         """What to do next, in one line, for someone who has not read anything."""
         session = self.session
         run = session.running
+        if run is not None and run.kind is RunKind.EPISODE and run.rules.after_success_s is not None:
+            return (f"It ends by itself, kept as a success, {run.rules.after_success_s:g} s after the robot reports "
+                    "success; <b>G</b> / <b>B</b> / <b>Backspace</b> end it now.")
         if run is not None and run.kind is RunKind.EPISODE:
             return "Drive the arm. Then <b>G</b> keeps it as a success, <b>B</b> as a failure, <b>Backspace</b> discards."
         if run is not None and run.kind is RunKind.ROLLOUT:
@@ -155,19 +171,3 @@ class LiveView(QtWidgets.QWidget):
             return ("Keys: W/S forward/back · A/D left/right · R/F up/down · J/L roll · I/K pitch · "
                     "U/O yaw · Space gripper. Click an empty spot if a text field has the keys.")
         return ""
-
-    @staticmethod
-    def _refresh_tile(cam: Camera, tile: ImageTile, now: float) -> None:
-        frame = cam.latest()
-        if frame is not None and frame.seq != tile.shown_seq:
-            tile.show_image(frame.image, frame.seq)
-        if cam.error:
-            tile.set_caption(cam.error, warn=True)
-        elif frame is None:
-            tile.set_caption("waiting for frames…")
-        else:
-            age = now - frame.t_host
-            fps = cam.rate.rate(now)
-            stale = age > max(1.0, 3.0 / max(cam.fps, 1e-3))
-            text = f"{fps:4.1f} fps · {frame.image.shape[1]}×{frame.image.shape[0]}"
-            tile.set_caption(f"{text} · no frame for {age:.1f} s" if stale else text, warn=stale)

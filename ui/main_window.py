@@ -178,6 +178,8 @@ class MainWindow(QtWidgets.QMainWindow):
                       self.session.message)
         elif event in (Event.DATASET, Event.RUN):
             self.live.forget_episode_count()
+        elif event is Event.INPUT:
+            self.live.keeping.apply()
 
     def _show_safety(self) -> None:
         kill = self.session.rig.kill
@@ -317,6 +319,10 @@ class MainWindow(QtWidgets.QMainWindow):
         splitter = s.value("live_splitter")
         if splitter is not None:
             self.live.splitter.restoreState(splitter)
+        for kind in ("human", "scripted"):
+            if s.contains(f"keep_on_success/{kind}"):
+                self.live.keeping.choices[kind] = str(s.value(f"keep_on_success/{kind}")) == "true"
+        self.live.keeping.apply()
         restore_fields(s, "policy_tab", self.policy_tab.remembered_fields())
         restore_fields(s, "compare_tab", self.compare.remembered_fields())
         tab = s.value("tab")
@@ -329,6 +335,8 @@ class MainWindow(QtWidgets.QMainWindow):
         s.setValue("size", self.size())
         s.setValue("live_splitter", self.live.splitter.saveState())
         s.setValue("tab", self.tabs.currentIndex())
+        for kind, on in self.live.keeping.choices.items():
+            s.setValue(f"keep_on_success/{kind}", "true" if on else "false")
         save_fields(s, "policy_tab", self.policy_tab.remembered_fields())
         save_fields(s, "compare_tab", self.compare.remembered_fields())
         s.setValue("task", self.session.task)

@@ -21,6 +21,7 @@ from teleop_app.gc_pauses import freeze_long_lived
 from teleop_app.operator_session import BatchReport, OperatorSession
 from teleop_app import rig as rig_module
 from teleop_app.rig import Rig
+from teleop_app.runs import AFTER_SUCCESS_S
 
 
 def add_batch_arguments(p: argparse.ArgumentParser) -> None:
@@ -29,7 +30,7 @@ def add_batch_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rig", default=None)
     p.add_argument("--seed", type=int, default=None, help="seed of the first scene reset; +1 per episode")
     p.add_argument("--no-cameras", action="store_true")
-    p.add_argument("--after-success", type=float, default=1.0,
+    p.add_argument("--after-success", type=float, default=AFTER_SUCCESS_S,
                    help="keep recording this long after the sim reports success (s)")
 
 
