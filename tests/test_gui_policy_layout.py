@@ -7,12 +7,17 @@ from test_gui_policy import policy_window  # noqa: F401 (fixture)
 
 
 def visible_in(window, widget) -> bool:
-    """Shown, and wholly inside the window's visible area (not cut off or scrolled away)."""
-    if not widget.isVisible() or widget.visibleRegion().isEmpty():
+    """Shown, and wholly inside each parent up to the window (not cut off, not scrolled away)."""
+    if not widget.isVisible():
         return False
-    top_left = widget.mapTo(window, QtCore.QPoint(0, 0))
-    rect = QtCore.QRect(top_left, widget.size())
-    return window.rect().contains(rect) and widget.visibleRegion().boundingRect().size() == widget.size()
+    rect = QtCore.QRect(QtCore.QPoint(0, 0), widget.size())
+    w = widget
+    while w is not window:
+        rect = rect.translated(w.pos())
+        w = w.parentWidget()
+        if not w.rect().contains(rect):
+            return False
+    return True
 
 
 @pytest.mark.parametrize("size", [(1280, 720), (1600, 900)])
