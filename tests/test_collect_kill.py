@@ -26,3 +26,31 @@ def test_kill_during_collect_stops_and_labels(tmp_path, monkeypatch, capsys):
         assert ep.meta["success"] == "false" and "STOP pressed" in ep.meta["notes"]
         assert ep.duration < 5
     assert built[0].loop.kill.latched
+
+
+def test_ctrl_c_names_the_episode_it_kept_and_its_label(tmp_path):
+    """A user's Ctrl+C (SIGINT to the installed command) ends the running episode: stderr says which file, how."""
+    import signal
+    import subprocess
+    import time
+
+    from command import BIN  # tests/ is on sys.path
+
+    proc = subprocess.Popen([str(BIN), "collect", "--headless", "--no-cameras", "--input", "scripted", "--episodes",
+                             "3", "--seconds", "30", "--task", "pick", "--out", str(tmp_path), "--seed", "3"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not list(tmp_path.glob("episode_*.h5")) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        time.sleep(1.0)  # a second of the episode recorded
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    files = sorted(tmp_path.glob("episode_*.h5"))
+    assert proc.returncode == 1 and len(files) == 1, err
+    assert f"Ctrl+C: {files[0]} kept as a failure" in err, err
+    assert "Traceback" not in err
+    with Episode.open(files[0]) as ep:
+        assert ep.meta["success"] == "false" and "Ctrl+C" in ep.meta["notes"]
