@@ -27,7 +27,7 @@ from ui.live_view import LiveView
 from ui.recording_panel import EPISODE_KEYS
 from ui.compare_tab import CompareTab
 from ui.policy_tab import PolicyTab
-from ui.remembered import restore_fields, save_fields
+from ui.remembered import fit_on_screen, restore_fields, save_fields
 from ui.review_tab import ReviewTab
 
 STYLE = """
@@ -316,6 +316,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if geometry is not None:
             self.restoreGeometry(geometry)
         self.resize(size if isinstance(size, QtCore.QSize) else QtCore.QSize(1440, 900))
+        fit_on_screen(self)
         splitter = s.value("live_splitter")
         if splitter is not None:
             self.live.splitter.restoreState(splitter)
