@@ -152,3 +152,13 @@ def episode_notes(run: Run, reason: EndReason, kill_reason: str | None, takeover
 
 
 OUTCOME_OF_LABEL = {True: "success", False: "failure", None: "unlabelled"}
+
+
+def kept_text(run: Run | None) -> str | None:
+    """What became of an ended run's episode file, in words ("… kept as a failure"); None without a file."""
+    result = None if run is None else run.result
+    if result is None or result.path is None:
+        return None
+    kept = {"failed": f"left for repair ({result.detail})", "unlabelled": "kept unlabelled"}.get(
+        result.outcome, f"kept as a {result.outcome}")
+    return f"{result.path} {kept}"

@@ -54,3 +54,31 @@ def test_ctrl_c_names_the_episode_it_kept_and_its_label(tmp_path):
     assert "Traceback" not in err
     with Episode.open(files[0]) as ep:
         assert ep.meta["success"] == "false" and "Ctrl+C" in ep.meta["notes"]
+
+
+def test_ctrl_c_in_the_window_s_terminal_names_the_episode_it_kept(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    child = Path(__file__).parent / "gui_recording_child.py"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", MUJOCO_GL="egl", XDG_CONFIG_HOME=str(tmp_path / "config"),
+               PYTHONPATH=str(Path(__file__).parent.parent))
+    proc = subprocess.Popen([sys.executable, str(child), str(tmp_path / "data")], env=env, text=True,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        lines = []
+        while not any("console open" in line for line in lines) and len(lines) < 20:
+            lines.append(proc.stderr.readline())
+        assert "console open" in lines[-1], lines
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+    err = proc.stderr.read()
+    path = tmp_path / "data" / "episode_000001.h5"
+    assert f"on closing, {path} kept unlabelled" in err, err
+    with Episode.open(path) as ep:
+        assert ep.meta["success"] == "unknown"

@@ -21,7 +21,7 @@ from teleop_app.gc_pauses import freeze_long_lived
 from teleop_app.operator_session import BatchReport, OperatorSession
 from teleop_app import rig as rig_module
 from teleop_app.rig import Rig
-from teleop_app.runs import AFTER_SUCCESS_S, Run
+from teleop_app.runs import AFTER_SUCCESS_S, Run, kept_text
 
 
 def add_batch_arguments(p: argparse.ArgumentParser) -> None:
@@ -77,13 +77,10 @@ def _say_what_was_kept(endings: list[tuple[str, Run | None]], err: TextIO) -> No
     """One line per recorded run that a signal or the closing ended: its file and its label."""
     named: set[int] = set()
     for why, run in endings:
-        result = None if run is None else run.result
-        if result is None or result.path is None or id(run) in named:
-            continue
-        named.add(id(run))
-        kept = {"failed": f"left for repair ({result.detail})", "unlabelled": "kept unlabelled"}.get(
-            result.outcome, f"kept as a {result.outcome}")
-        print(f"{why}: {result.path} {kept}", file=err)
+        text = kept_text(run)
+        if text is not None and id(run) not in named:
+            named.add(id(run))
+            print(f"{why}: {text}", file=err)
 
 
 def report_batch(report: BatchReport, what: str, out: TextIO | None = None, err: TextIO | None = None) -> int:
