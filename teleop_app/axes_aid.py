@@ -80,7 +80,7 @@ def camera_pose(camera: Any) -> CameraPose | None:
     from drivers.sim.render import SimCamera
 
     if isinstance(camera, SimCamera):
-        return sim_camera_pose(camera.config.scene_camera())
+        return sim_camera_pose(camera.config.scene_camera)
     return None
 
 

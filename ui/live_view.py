@@ -1,4 +1,12 @@
-"""The Live tab: camera tiles, joint plots, recording controls, input device and gripper gauge."""
+"""The Live tab: camera tiles, joint plots, recording controls, input device and gripper gauge.
+
+GUI thread only; :meth:`LiveView.refresh` pulls snapshots (frames, ticks, the
+session's state) and never waits on the loop or a camera. It shows what the
+robot reports about the task, offers keeping an episode as a success once the
+robot reports it (:mod:`teleop_app.success_keeping` decides), and, while the
+keyboard drives, draws the base's axes on the tiles of cameras whose pose is
+known (:mod:`teleop_app.axes_aid`).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +15,13 @@ import time
 
 from PySide6 import QtCore, QtWidgets
 
+from drivers.keyboard import KeyboardInput
+from teleop_app.axes_aid import base_axes, camera_pose
 from teleop_app.modes import Mode
 from teleop_app.operator_session import OperatorSession
 from teleop_app.runs import RunKind
 from teleop_app.success_keeping import SuccessKeeping
+from ui.axes_overlay import AxesOverlay
 from ui.gripper_gauge import GripperGauge
 from ui.image_tile import ImageTile
 from ui.input_panel import InputPanel
@@ -40,6 +51,8 @@ class LiveView(QtWidgets.QWidget):
         if not rig.cameras:
             cams.addWidget(QtWidgets.QLabel("This rig has no cameras."))
         self.plots = JointPlots(tuple(rig.robot.joint_names))
+        self.keyboard_aids: dict[str, AxesOverlay] = {}  # camera -> the base's axes drawn on its tile
+        self._aid_pending = {name for name, cam in rig.cameras.items() if camera_pose(cam) is not None}
 
         left = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
         cam_box = QtWidgets.QWidget()
@@ -84,6 +97,7 @@ class LiveView(QtWidgets.QWidget):
         now = time.monotonic()
         for name, tile in self.tiles.items():
             show_latest(rig.cameras[name], tile, now)
+        self._show_keyboard_aid()
         if self.take_ticks() or self._plotted_upto != self.history.n:
             self.plots.update_from(self.history, now)
             self._plotted_upto = self.history.n
@@ -110,6 +124,23 @@ class LiveView(QtWidgets.QWidget):
             after_success_s=self.keeping.after_success_s,
         )
         self.recording.message.setText(self._next_step())
+
+    def _show_keyboard_aid(self) -> None:
+        """The base's axes on the tiles of cameras with a known pose, while the keyboard is the active input."""
+        rig = self.session.rig
+        for name in list(self._aid_pending):
+            cam, frame = rig.cameras[name], rig.cameras[name].latest()
+            if cam.intrinsics is None or frame is None:
+                continue  # the camera reports its intrinsics once it runs
+            self._aid_pending.discard(name)
+            size = (cam.intrinsics["width"], cam.intrinsics["height"])
+            if size == (frame.image.shape[1], frame.image.shape[0]):  # else the projection is not this image's
+                arrows = base_axes(camera_pose(cam), cam.intrinsics)
+                if arrows:
+                    self.keyboard_aids[name] = AxesOverlay(self.tiles[name], arrows, size[0])
+        keyboard = isinstance(rig.inputs.get(self.session.active_input or ""), KeyboardInput)
+        for overlay in self.keyboard_aids.values():
+            overlay.set_visible(keyboard)
 
     def take_ticks(self) -> int:
         """Move the loop's new ticks into the plots' history; the window calls it on every refresh, shown or
@@ -167,7 +198,8 @@ class LiveView(QtWidgets.QWidget):
         if not driving:
             return "Teleop is off: tick “Teleop” at the top to drive."
         name = session.active_input
-        if name and type(session.rig.inputs.get(name)).__name__ == "KeyboardInput":
+        if name and isinstance(session.rig.inputs.get(name), KeyboardInput):
             return ("Keys: W/S forward/back · A/D left/right · R/F up/down · J/L roll · I/K pitch · "
-                    "U/O yaw · Space gripper. Click an empty spot if a text field has the keys.")
+                    "U/O yaw · Space gripper (the arrows on the camera show W/S, A/D, R/F). Click an empty spot "
+                    "if a text field has the keys.")
         return ""
