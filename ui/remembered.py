@@ -81,6 +81,7 @@ def fit_on_screen(window: QtWidgets.QWidget) -> None:
     frame, inner = window.frameGeometry(), window.geometry()
     extra_w, extra_h = frame.width() - inner.width(), frame.height() - inner.height()
     fitted = fit_rect(frame, screen.availableGeometry())
-    if fitted != frame:
-        window.resize(fitted.width() - extra_w, fitted.height() - extra_h)
+    if fitted != frame:  # never below what the window's layout needs (a screen smaller than that cannot help)
+        least = window.minimumSizeHint().expandedTo(window.minimumSize())
+        window.resize(max(fitted.width() - extra_w, least.width()), max(fitted.height() - extra_h, least.height()))
         window.move(fitted.topLeft())
