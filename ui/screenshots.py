@@ -59,14 +59,14 @@ def window_screenshots(out_dir: str | Path, dataset_dir: str | Path, size: tuple
     the Review tab, cursor mid-way, trim handles pulled in but not applied). Each PNG ≤ 300 KB."""
     import tempfile
 
-    from ui.app import open_session
+    from ui.app import open_console
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         settings = QtCore.QSettings(str(Path(tmp) / "settings.ini"), QtCore.QSettings.Format.IniFormat)
-        session, window = open_session(None, str(dataset_dir), operator="screenshots", settings=settings)
+        session, window = open_console(None, str(dataset_dir), operator="screenshots", settings=settings)
         try:
             window.resize(*size)
             window.show()
@@ -74,7 +74,7 @@ def window_screenshots(out_dir: str | Path, dataset_dir: str | Path, size: tuple
             session.set_active_input("scripted")
             session.reset_scene(seed=4)
             _wait(app, lambda: all(t.frames_shown > 3 for t in window.live.tiles.values()))
-            session.start_episode()
+            session.start_episode(EndRules())  # kept by hand below, whatever the window's keep-on-success choice
             _wait(app, lambda: session.elapsed_s > 3.5)
             live = out_dir / "live-recording.png"
             _save_small_png(window.grab().toImage(), live)
