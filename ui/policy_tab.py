@@ -108,6 +108,7 @@ class PolicyTab(QtWidgets.QWidget):
         self.headline.setWordWrap(True)
         self.success_label = QtWidgets.QLabel()
         self.success_label.setObjectName("successLabel")
+        self.success_label.setWordWrap(True)
         self.plots = ChunkPlots()
         self.stats_label = QtWidgets.QLabel("no run yet")
         self.stats_label.setWordWrap(True)
