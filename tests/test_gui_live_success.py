@@ -46,3 +46,26 @@ def test_a_scripted_episode_ends_itself_kept_as_a_success(qtbot, console_window,
     window.live.input_panel.input_chosen.emit("scripted")
     window.live.refresh()
     assert not panel.keep_on_success.isChecked() and console.episode_rules.after_success_s is None
+
+
+def test_the_keep_on_success_choice_is_remembered_per_input_kind(qtbot, rig_file, settings, tmp_path):
+    from ui.app import open_console
+
+    console, window = open_console(str(rig_file), str(tmp_path / "data"), settings=settings)
+    qtbot.addWidget(window)
+    window.show()
+    window.live.recording.keep_on_success_chosen.emit(True)  # keyboard (a person): on
+    window.live.input_panel.input_chosen.emit("scripted")
+    window.live.recording.keep_on_success_chosen.emit(False)  # the expert: off
+    window.close()
+    console.close()
+
+    console, window = open_console(str(rig_file), None, settings=settings)
+    qtbot.addWidget(window)
+    try:
+        assert console.active_input == "scripted" and console.episode_rules.after_success_s is None
+        window.live.input_panel.input_chosen.emit("keyboard")
+        assert console.episode_rules.after_success_s == 1.0
+    finally:
+        window.close()
+        console.close()
