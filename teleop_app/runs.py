@@ -48,6 +48,9 @@ class EndReason(enum.Enum):
     CLOSING = "closing"
 
 
+AFTER_SUCCESS_S = 1.0
+"""How long a run goes on after the robot first reports success, where it ends on success by default."""
+
 STOPS_A_BATCH = (EndReason.KILL, EndReason.WRITE_FAILURE)
 """Endings after which a batch of runs does not go on (nothing re-arms or retries behind the user's back)."""
 
@@ -149,3 +152,13 @@ def episode_notes(run: Run, reason: EndReason, kill_reason: str | None, takeover
 
 
 OUTCOME_OF_LABEL = {True: "success", False: "failure", None: "unlabelled"}
+
+
+def kept_text(run: Run | None) -> str | None:
+    """What became of an ended run's episode file, in words ("… kept as a failure"); None without a file."""
+    result = None if run is None else run.result
+    if result is None or result.path is None:
+        return None
+    kept = {"failed": f"left for repair ({result.detail})", "unlabelled": "kept unlabelled"}.get(
+        result.outcome, f"kept as a {result.outcome}")
+    return f"{result.path} {kept}"

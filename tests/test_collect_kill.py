@@ -26,3 +26,59 @@ def test_kill_during_collect_stops_and_labels(tmp_path, monkeypatch, capsys):
         assert ep.meta["success"] == "false" and "STOP pressed" in ep.meta["notes"]
         assert ep.duration < 5
     assert built[0].loop.kill.latched
+
+
+def test_ctrl_c_names_the_episode_it_kept_and_its_label(tmp_path):
+    """A user's Ctrl+C (SIGINT to the installed command) ends the running episode: stderr says which file, how."""
+    import signal
+    import subprocess
+    import time
+
+    from command import BIN  # tests/ is on sys.path
+
+    proc = subprocess.Popen([str(BIN), "collect", "--headless", "--no-cameras", "--input", "scripted", "--episodes",
+                             "3", "--seconds", "30", "--task", "pick", "--out", str(tmp_path), "--seed", "3"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not list(tmp_path.glob("episode_*.h5")) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        time.sleep(1.0)  # a second of the episode recorded
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    files = sorted(tmp_path.glob("episode_*.h5"))
+    assert proc.returncode == 1 and len(files) == 1, err
+    assert f"Ctrl+C: {files[0]} kept as a failure" in err, err
+    assert "Traceback" not in err
+    with Episode.open(files[0]) as ep:
+        assert ep.meta["success"] == "false" and "Ctrl+C" in ep.meta["notes"]
+
+
+def test_ctrl_c_in_the_window_s_terminal_names_the_episode_it_kept(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    child = Path(__file__).parent / "gui_recording_child.py"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", MUJOCO_GL="egl", XDG_CONFIG_HOME=str(tmp_path / "config"),
+               PYTHONPATH=str(Path(__file__).parent.parent))
+    proc = subprocess.Popen([sys.executable, str(child), str(tmp_path / "data")], env=env, text=True,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        lines = []
+        while not any("console open" in line for line in lines) and len(lines) < 20:
+            lines.append(proc.stderr.readline())
+        assert "console open" in lines[-1], lines
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+    err = proc.stderr.read()
+    path = tmp_path / "data" / "episode_000001.h5"
+    assert f"on closing, {path} kept unlabelled" in err, err
+    with Episode.open(path) as ep:
+        assert ep.meta["success"] == "unknown"

@@ -14,6 +14,7 @@ from teleop_app.errors import OperatorError
 from teleop_app.gc_pauses import freeze_long_lived
 from teleop_app.rig import build_rig
 from teleop_app.operator_session import OperatorSession
+from teleop_app.runs import kept_text
 from ui.main_window import MainWindow
 
 DEFAULT_DATASET = Path.home() / "teleop-data" / "demos"
@@ -102,4 +103,8 @@ def main(rig_name: str | None = None, dataset: str | None = None, operator: str 
     try:
         return app.exec()
     finally:
+        running = session.running
         session.close()  # a running episode is kept (unlabelled), a rollout or replay ends
+        kept = kept_text(running)
+        if kept is not None:
+            print(f"teleop-app: on closing, {kept}", file=sys.stderr, flush=True)

@@ -69,6 +69,11 @@ class JointPlots(QtWidgets.QWidget):
         if t.size == 0:
             return
         first = int(np.searchsorted(t, now - self.window_s))
+        if first == t.size:  # nothing in the window (the loop has not ticked for that long): nothing to draw
+            for m, c in zip(self.measured, self.commanded):
+                m.setData([], [])
+                c.setData([], [])
+            return
         step = max(1, (t.size - first) // MAX_POINTS)
         sl = slice(first, None, step)
         x = t[sl] - now

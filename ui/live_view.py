@@ -1,4 +1,12 @@
-"""The Live tab: camera tiles, joint plots, recording controls, input device and gripper gauge."""
+"""The Live tab: camera tiles, joint plots, recording controls, input device and gripper gauge.
+
+GUI thread only; :meth:`LiveView.refresh` pulls snapshots (frames, ticks, the
+session's state) and never waits on the loop or a camera. It shows what the
+robot reports about the task, offers keeping an episode as a success once the
+robot reports it (:mod:`teleop_app.success_keeping` decides), and, while the
+keyboard drives, draws the base's axes on the tiles of cameras whose pose is
+known (:mod:`teleop_app.axes_aid`).
+"""
 
 from __future__ import annotations
 
@@ -7,14 +15,18 @@ import time
 
 from PySide6 import QtCore, QtWidgets
 
-from drivers.base import Camera
+from drivers.keyboard import KeyboardInput
+from teleop_app.axes_aid import base_axes, camera_pose
 from teleop_app.modes import Mode
 from teleop_app.operator_session import OperatorSession
 from teleop_app.runs import RunKind
+from teleop_app.success_keeping import SuccessKeeping
+from ui.axes_overlay import AxesOverlay
 from ui.gripper_gauge import GripperGauge
 from ui.image_tile import ImageTile
 from ui.input_panel import InputPanel
 from ui.joint_plots import JointPlots
+from ui.live_tiles import show_latest
 from ui.recording_panel import RecordingPanel
 from ui.tick_history import TickHistory
 
@@ -28,6 +40,7 @@ class LiveView(QtWidgets.QWidget):
         rig = session.rig
         self.history = TickHistory(rig.robot.n_joints, capacity=int(rig.loop.rate_hz * 12))
         self.ticks = rig.loop.subscribe("gui", maxsize=int(rig.loop.rate_hz * 2))
+        self._plotted_upto = 0  # history.n when the plots were last drawn
 
         self.tiles: dict[str, ImageTile] = {}
         cams = QtWidgets.QHBoxLayout()
@@ -38,6 +51,8 @@ class LiveView(QtWidgets.QWidget):
         if not rig.cameras:
             cams.addWidget(QtWidgets.QLabel("This rig has no cameras."))
         self.plots = JointPlots(tuple(rig.robot.joint_names))
+        self.keyboard_aids: dict[str, AxesOverlay] = {}  # camera -> the base's axes drawn on its tile
+        self._aid_pending = {name for name, cam in rig.cameras.items() if camera_pose(cam) is not None}
 
         left = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
         cam_box = QtWidgets.QWidget()
@@ -49,6 +64,9 @@ class LiveView(QtWidgets.QWidget):
         self.splitter = left
 
         self.recording = RecordingPanel()
+        self.keeping = SuccessKeeping(session)
+        self.keeping.apply()
+        self.recording.keep_on_success_chosen.connect(self.keeping.choose)
         self.input_panel = InputPanel(rig.inputs)
         self.gripper = GripperGauge()
         grip_box = QtWidgets.QGroupBox("Gripper")
@@ -58,9 +76,15 @@ class LiveView(QtWidgets.QWidget):
         right.addWidget(self.input_panel)
         right.addWidget(grip_box)
         right.addStretch(1)
-        side = QtWidgets.QWidget()
-        side.setLayout(right)
-        side.setFixedWidth(360)
+        side_inner = QtWidgets.QWidget()
+        side_inner.setLayout(right)
+        right.setContentsMargins(0, 0, 0, 0)
+        side = QtWidgets.QScrollArea()  # on a small screen the lower panels scroll; the recording panel is first
+        side.setWidget(side_inner)
+        side.setWidgetResizable(True)
+        side.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        side.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        side.setFixedWidth(370)
 
         layout = QtWidgets.QHBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -72,9 +96,11 @@ class LiveView(QtWidgets.QWidget):
         session, rig = self.session, self.session.rig
         now = time.monotonic()
         for name, tile in self.tiles.items():
-            self._refresh_tile(rig.cameras[name], tile, now)
-        if self.history.extend(self.ticks.drain()):
+            show_latest(rig.cameras[name], tile, now)
+        self._show_keyboard_aid()
+        if self.take_ticks() or self._plotted_upto != self.history.n:
             self.plots.update_from(self.history, now)
+            self._plotted_upto = self.history.n
         latest = rig.loop.latest()
         if latest is not None:
             self.gripper.set_values(rig.robot.joint_to_gripper(float(latest.command[-1])), latest.state.gripper)
@@ -82,6 +108,7 @@ class LiveView(QtWidgets.QWidget):
         inputs = rig.inputs  # one consistent view: the replay input comes and goes between ticks
         active = session.active_input
         self.input_panel.set_active(active)
+        self.keeping.apply()  # the active input may have changed (a key, a device button, the window)
         device = inputs.get(active) if active else None
         error = device.error if device is not None else None
         self.input_panel.show_state(rig.loop.last_input, driving, self._input_hint(driving), error)
@@ -93,13 +120,40 @@ class LiveView(QtWidgets.QWidget):
             recording=session.recording, elapsed_s=session.elapsed_s, episodes=self._episode_count(),
             folder=str(session.dataset_dir), task=session.task, can_reset=rig.robot.can_reset_scene,
             armed=not session.stopped and (session.running is None or session.running.kind is RunKind.EPISODE),
+            success=rig.robot.success(), keep_on_success=self.keeping.enabled() if self.keeping.available else None,
+            after_success_s=self.keeping.after_success_s,
         )
         self.recording.message.setText(self._next_step())
+
+    def _show_keyboard_aid(self) -> None:
+        """The base's axes on the tiles of cameras with a known pose, while the keyboard is the active input."""
+        rig = self.session.rig
+        for name in list(self._aid_pending):
+            cam, frame = rig.cameras[name], rig.cameras[name].latest()
+            if cam.intrinsics is None or frame is None:
+                continue  # the camera reports its intrinsics once it runs
+            self._aid_pending.discard(name)
+            size = (cam.intrinsics["width"], cam.intrinsics["height"])
+            if size == (frame.image.shape[1], frame.image.shape[0]):  # else the projection is not this image's
+                arrows = base_axes(camera_pose(cam), cam.intrinsics)
+                if arrows:
+                    self.keyboard_aids[name] = AxesOverlay(self.tiles[name], arrows, size[0])
+        keyboard = isinstance(rig.inputs.get(self.session.active_input or ""), KeyboardInput)
+        for overlay in self.keyboard_aids.values():
+            overlay.set_visible(keyboard)
+
+    def take_ticks(self) -> int:
+        """Move the loop's new ticks into the plots' history; the window calls it on every refresh, shown or
+        not, so the bounded tick queue never fills and the history has no hole where another tab was shown."""
+        return self.history.extend(self.ticks.drain())
 
     def _next_step(self) -> str:
         """What to do next, in one line, for someone who has not read anything."""
         session = self.session
         run = session.running
+        if run is not None and run.kind is RunKind.EPISODE and run.rules.after_success_s is not None:
+            return (f"It ends by itself, kept as a success, {run.rules.after_success_s:g} s after the robot reports "
+                    "success; <b>G</b> / <b>B</b> / <b>Backspace</b> end it now.")
         if run is not None and run.kind is RunKind.EPISODE:
             return "Drive the arm. Then <b>G</b> keeps it as a success, <b>B</b> as a failure, <b>Backspace</b> discards."
         if run is not None and run.kind is RunKind.ROLLOUT:
@@ -144,23 +198,8 @@ class LiveView(QtWidgets.QWidget):
         if not driving:
             return "Teleop is off: tick “Teleop” at the top to drive."
         name = session.active_input
-        if name and type(session.rig.inputs.get(name)).__name__ == "KeyboardInput":
+        if name and isinstance(session.rig.inputs.get(name), KeyboardInput):
             return ("Keys: W/S forward/back · A/D left/right · R/F up/down · J/L roll · I/K pitch · "
-                    "U/O yaw · Space gripper. Click an empty spot if a text field has the keys.")
+                    "U/O yaw · Space gripper (the arrows on the camera show W/S, A/D, R/F). Click an empty spot "
+                    "if a text field has the keys.")
         return ""
-
-    @staticmethod
-    def _refresh_tile(cam: Camera, tile: ImageTile, now: float) -> None:
-        frame = cam.latest()
-        if frame is not None and frame.seq != tile.shown_seq:
-            tile.show_image(frame.image, frame.seq)
-        if cam.error:
-            tile.set_caption(cam.error, warn=True)
-        elif frame is None:
-            tile.set_caption("waiting for frames…")
-        else:
-            age = now - frame.t_host
-            fps = cam.rate.rate(now)
-            stale = age > max(1.0, 3.0 / max(cam.fps, 1e-3))
-            text = f"{fps:4.1f} fps · {frame.image.shape[1]}×{frame.image.shape[0]}"
-            tile.set_caption(f"{text} · no frame for {age:.1f} s" if stale else text, warn=stale)

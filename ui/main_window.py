@@ -27,7 +27,7 @@ from ui.live_view import LiveView
 from ui.recording_panel import EPISODE_KEYS
 from ui.compare_tab import CompareTab
 from ui.policy_tab import PolicyTab
-from ui.remembered import restore_fields, save_fields
+from ui.remembered import fit_on_screen, restore_fields, save_fields
 from ui.review_tab import ReviewTab
 
 STYLE = """
@@ -141,6 +141,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def refresh(self) -> None:
         self.repaints.tick()
         current = self.tabs.currentWidget()
+        self.live.take_ticks()  # shown or not: the plots' history stays whole
         if current is self.live:
             self.live.refresh()
         elif current is self.policy_tab:
@@ -177,6 +178,8 @@ class MainWindow(QtWidgets.QMainWindow):
                       self.session.message)
         elif event in (Event.DATASET, Event.RUN):
             self.live.forget_episode_count()
+        elif event is Event.INPUT:
+            self.live.keeping.apply()
 
     def _show_safety(self) -> None:
         kill = self.session.rig.kill
@@ -313,9 +316,14 @@ class MainWindow(QtWidgets.QMainWindow):
         if geometry is not None:
             self.restoreGeometry(geometry)
         self.resize(size if isinstance(size, QtCore.QSize) else QtCore.QSize(1440, 900))
+        fit_on_screen(self)
         splitter = s.value("live_splitter")
         if splitter is not None:
             self.live.splitter.restoreState(splitter)
+        for kind in ("human", "scripted"):
+            if s.contains(f"keep_on_success/{kind}"):
+                self.live.keeping.choices[kind] = str(s.value(f"keep_on_success/{kind}")) == "true"
+        self.live.keeping.apply()
         restore_fields(s, "policy_tab", self.policy_tab.remembered_fields())
         restore_fields(s, "compare_tab", self.compare.remembered_fields())
         tab = s.value("tab")
@@ -328,6 +336,8 @@ class MainWindow(QtWidgets.QMainWindow):
         s.setValue("size", self.size())
         s.setValue("live_splitter", self.live.splitter.saveState())
         s.setValue("tab", self.tabs.currentIndex())
+        for kind, on in self.live.keeping.choices.items():
+            s.setValue(f"keep_on_success/{kind}", "true" if on else "false")
         save_fields(s, "policy_tab", self.policy_tab.remembered_fields())
         save_fields(s, "compare_tab", self.compare.remembered_fields())
         s.setValue("task", self.session.task)

@@ -11,6 +11,7 @@ loading runs on a worker thread; session events arrive through the
 from __future__ import annotations
 
 import re
+import time
 
 from PySide6 import QtCore, QtWidgets
 
@@ -27,6 +28,8 @@ from teleop_app.takeover import TakeoverConfig
 from ui.bridge import SessionBridge
 from ui.chunk_plot import ChunkPlots
 from ui.gripper_gauge import GripperGauge
+from ui.image_tile import ImageTile
+from ui.live_tiles import show_latest
 from ui.workers import Task, TaskRunner
 
 STYLE = """
@@ -63,19 +66,23 @@ class PolicyTab(QtWidgets.QWidget):
         v.addWidget(self._build_policy_box())
         v.addWidget(self._build_strategy_box())
         v.addWidget(self._build_takeover_box())
-        v.addWidget(self._build_run_box())
         v.addStretch(1)
-        scroll = QtWidgets.QScrollArea()
+        scroll = QtWidgets.QScrollArea()  # the settings scroll on a small screen; the Run box never does
         scroll.setWidget(side)
         scroll.setWidgetResizable(True)
         scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
-        scroll.setFixedWidth(400)
+        right = QtWidgets.QWidget()
+        right.setFixedWidth(400)
+        column = QtWidgets.QVBoxLayout(right)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(scroll, 1)
+        column.addWidget(self._build_run_box())
 
         layout = QtWidgets.QHBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(self._build_left(), 1)
-        layout.addWidget(scroll)
+        layout.addWidget(right)
 
         bridge.changed.connect(self._on_session_event)
         self._sync_task()
@@ -101,26 +108,36 @@ class PolicyTab(QtWidgets.QWidget):
         self.headline.setWordWrap(True)
         self.success_label = QtWidgets.QLabel()
         self.success_label.setObjectName("successLabel")
+        self.success_label.setWordWrap(True)
         self.plots = ChunkPlots()
         self.stats_label = QtWidgets.QLabel("no run yet")
         self.stats_label.setWordWrap(True)
         self.gripper = GripperGauge()
-        self.gripper.setFixedWidth(380)
         grip_box = QtWidgets.QGroupBox("Gripper")
         QtWidgets.QVBoxLayout(grip_box).addWidget(self.gripper)
         info = QtWidgets.QVBoxLayout()
+        info.addWidget(grip_box)
         info.addWidget(QtWidgets.QLabel("<b>Inference</b>"))
         info.addWidget(self.stats_label)
         info.addWidget(self.success_label)
         info.addStretch(1)
-        bottom = QtWidgets.QHBoxLayout()
-        bottom.addWidget(grip_box)
-        bottom.addLayout(info, 1)
+        info_box = QtWidgets.QWidget()
+        info_box.setLayout(info)
+        info_box.setFixedWidth(300)
+        # what the policy sees: every camera of the rig (a loaded policy gets them all), from the same frames
+        self.tiles: dict[str, ImageTile] = {name: ImageTile(name) for name in self.rig.cameras}
+        top = QtWidgets.QHBoxLayout()
+        for tile in self.tiles.values():
+            top.addWidget(tile, 1)
+        top.addWidget(info_box)
+        top_box = QtWidgets.QWidget()
+        top_box.setLayout(top)
+        top.setContentsMargins(0, 0, 0, 0)
         left = QtWidgets.QVBoxLayout()
         left.addWidget(self.banner)
         left.addWidget(self.headline)
-        left.addWidget(self.plots, 1)
-        left.addLayout(bottom)
+        left.addWidget(top_box, 2)
+        left.addWidget(self.plots, 3)
         return left
 
     def _build_policy_box(self) -> QtWidgets.QGroupBox:
@@ -479,6 +496,9 @@ class PolicyTab(QtWidgets.QWidget):
 
     def refresh(self) -> None:
         """Pull the session's state and the runner's plan (the window calls this at ~30 Hz while shown)."""
+        now = time.monotonic()
+        for name, tile in self.tiles.items():
+            show_latest(self.rig.cameras[name], tile, now)
         status = policy_status(self.session, self.sent)
         self.last_status = status
         self.headline.setText(status.headline)

@@ -21,6 +21,7 @@ class RecordingPanel(QtWidgets.QGroupBox):
     action = QtCore.Signal(str)  # a key of EPISODE_KEYS
     task_edited = QtCore.Signal(str)
     folder_chosen = QtCore.Signal(str)
+    keep_on_success_chosen = QtCore.Signal(bool)
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__("Recording", parent)
@@ -53,6 +54,16 @@ class RecordingPanel(QtWidgets.QGroupBox):
         grid.addWidget(self.buttons["discard"], 2, 0)
         grid.addWidget(self.buttons["reset"], 2, 1)
 
+        self.keep_on_success = QtWidgets.QCheckBox()
+        self.keep_on_success.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+        self.keep_on_success.setToolTip("End the episode by itself, kept as a success, this long after the "
+                                        "robot first reports the task done (as collect does)")
+        self.keep_on_success.clicked.connect(lambda checked: self.keep_on_success_chosen.emit(bool(checked)))
+        self.success_light = QtWidgets.QLabel()
+        self.success_light.setObjectName("successLight")
+        self.success_light.setToolTip("What the robot itself reports about the task (the sim knows; "
+                                      "a real robot cannot tell)")
+
         self.timer = QtWidgets.QLabel("0.0 s")
         self.timer.setObjectName("episodeTimer")
         self.counter = QtWidgets.QLabel()
@@ -66,7 +77,9 @@ class RecordingPanel(QtWidgets.QGroupBox):
         layout = QtWidgets.QVBoxLayout(self)
         layout.addLayout(form)
         layout.addLayout(grid)
+        layout.addWidget(self.keep_on_success)
         layout.addLayout(info)
+        layout.addWidget(self.success_light)
         layout.addWidget(self.message)
 
     def _browse(self) -> None:
@@ -76,8 +89,11 @@ class RecordingPanel(QtWidgets.QGroupBox):
             self.folder_chosen.emit(folder)
 
     def show_state(self, *, recording: bool, elapsed_s: float, episodes: int, folder: str, task: str,
-                   can_reset: bool, armed: bool = True) -> None:
-        """``armed``: the robot may move and nothing else runs (no STOP, no rollout, no replay)."""
+                   can_reset: bool, armed: bool = True, success: bool | None = None,
+                   keep_on_success: bool | None = None, after_success_s: float = 0.0) -> None:
+        """``armed``: the robot may move and nothing else runs (no STOP, no rollout, no replay);
+        ``success``: what the robot reports (None: it cannot tell, nothing shown); ``keep_on_success``:
+        whether an episode ends itself as a success ``after_success_s`` after that (None: not offered)."""
         self.buttons["start"].setEnabled(armed and not recording)
         for name in ("success", "failure", "discard"):
             self.buttons[name].setEnabled(recording)
@@ -92,3 +108,14 @@ class RecordingPanel(QtWidgets.QGroupBox):
         self.timer.setStyleSheet("color:#d33; font-weight:bold; font-size:15px" if recording
                                  else "color:#666; font-size:15px")
         self.counter.setText(f"{episodes} episode{'s' if episodes != 1 else ''} in the folder")
+        self.keep_on_success.setVisible(keep_on_success is not None)
+        self.keep_on_success.setEnabled(not recording)  # an episode keeps the rule it started with
+        self.keep_on_success.setChecked(bool(keep_on_success))
+        self.keep_on_success.setText(f"Keep as success {after_success_s:g} s after the robot reports success")
+        self.success_light.setVisible(success is not None)
+        text, css = (("✓ SUCCESS — the robot reports the task done", "color:#fff; background:#2e7d32; "
+                      "font-weight:bold; border-radius:4px; padding:3px") if success
+                     else ("○ the robot does not report success yet", "color:#666; padding:3px"))
+        if self.success_light.text() != text:
+            self.success_light.setText(text)
+            self.success_light.setStyleSheet(css)

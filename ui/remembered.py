@@ -1,4 +1,5 @@
-"""Form fields remembered between runs: one QSettings group per tab, one key per widget.
+"""What the window remembers between runs: form fields (one QSettings group per tab, one key per widget)
+and where the window was, put back on a screen that may have changed since.
 
 Values go through QSettings as text (the INI backend gives strings back), so each
 widget kind has its own way in and out. A remembered choice that no longer exists
@@ -7,7 +8,7 @@ widget kind has its own way in and out. A remembered choice that no longer exist
 
 from __future__ import annotations
 
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 # Line edits, spin boxes, combo boxes (by item data) and check or radio buttons.
 Field = QtWidgets.QWidget
@@ -60,3 +61,27 @@ def _set(widget: Field, text: str) -> None:
             widget.setCurrentIndex(index)
     elif widget.isCheckable():
         widget.setChecked(text == "true")
+
+
+def fit_rect(rect: QtCore.QRect, available: QtCore.QRect) -> QtCore.QRect:
+    """``rect`` made no larger than ``available`` and moved (not resized further) to lie inside it."""
+    width, height = min(rect.width(), available.width()), min(rect.height(), available.height())
+    x = min(max(rect.x(), available.left()), available.left() + available.width() - width)
+    y = min(max(rect.y(), available.top()), available.top() + available.height() - height)
+    return QtCore.QRect(x, y, width, height)
+
+
+def fit_on_screen(window: QtWidgets.QWidget) -> None:
+    """Keep a restored window (its frame, title bar and status bar) on the screen it opens on: a saved
+    size from a larger monitor, or a position on one no longer attached, would put parts of it out of reach."""
+    center = window.frameGeometry().center()
+    screen = QtGui.QGuiApplication.screenAt(center) or window.screen() or QtGui.QGuiApplication.primaryScreen()
+    if screen is None:
+        return
+    frame, inner = window.frameGeometry(), window.geometry()
+    extra_w, extra_h = frame.width() - inner.width(), frame.height() - inner.height()
+    fitted = fit_rect(frame, screen.availableGeometry())
+    if fitted != frame:  # never below what the window's layout needs (a screen smaller than that cannot help)
+        least = window.minimumSizeHint().expandedTo(window.minimumSize())
+        window.resize(max(fitted.width() - extra_w, least.width()), max(fitted.height() - extra_h, least.height()))
+        window.move(fitted.topLeft())

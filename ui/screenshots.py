@@ -74,7 +74,7 @@ def window_screenshots(out_dir: str | Path, dataset_dir: str | Path, size: tuple
             session.set_active_input("scripted")
             session.reset_scene(seed=4)
             _wait(app, lambda: all(t.frames_shown > 3 for t in window.live.tiles.values()))
-            session.start_episode()
+            session.start_episode(EndRules())  # kept by hand below, whatever the window's keep-on-success choice
             _wait(app, lambda: session.elapsed_s > 3.5)
             live = out_dir / "live-recording.png"
             _save_small_png(window.grab().toImage(), live)

@@ -21,6 +21,7 @@ from teleop_app.gc_pauses import freeze_long_lived
 from teleop_app.operator_session import BatchReport, OperatorSession
 from teleop_app import rig as rig_module
 from teleop_app.rig import Rig
+from teleop_app.runs import AFTER_SUCCESS_S, Run, kept_text
 
 
 def add_batch_arguments(p: argparse.ArgumentParser) -> None:
@@ -29,7 +30,7 @@ def add_batch_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rig", default=None)
     p.add_argument("--seed", type=int, default=None, help="seed of the first scene reset; +1 per episode")
     p.add_argument("--no-cameras", action="store_true")
-    p.add_argument("--after-success", type=float, default=1.0,
+    p.add_argument("--after-success", type=float, default=AFTER_SUCCESS_S,
                    help="keep recording this long after the sim reports success (s)")
 
 
@@ -46,17 +47,40 @@ def rig_from_args(args: argparse.Namespace, active_input: str | None = None) -> 
 
 
 @contextmanager
-def running(session: OperatorSession) -> Iterator[OperatorSession]:
-    """Start the session (its rig, its supervisor) with Ctrl+C and SIGTERM as STOP; close it afterwards."""
-    previous = {sig: signal.signal(sig, lambda *_: session.stop("Ctrl+C")) for sig in (signal.SIGINT, signal.SIGTERM)}
+def running(session: OperatorSession, err: TextIO | None = None) -> Iterator[OperatorSession]:
+    """Start the session (its rig, its supervisor) with Ctrl+C and SIGTERM as STOP; close it afterwards.
+
+    A run that a signal (or the closing) ends is named on stderr with what became of its episode, so a
+    Ctrl+C never keeps a file without saying which file and with which label.
+    """
+    signalled: list[tuple[str, Run | None]] = []
+
+    def stop(signum: int, _frame: object) -> None:
+        why = "Ctrl+C" if signum == signal.SIGINT else signal.Signals(signum).name
+        signalled.append((why, session.running))  # plain attribute reads: the session's lock may be held here
+        session.stop(why)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         freeze_long_lived()  # modules, the rig (and a loaded policy) live as long as the command: keep GC off the loop
         session.start()
         yield session
     finally:
+        closing = session.running
         session.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        _say_what_was_kept([*signalled, ("on closing", closing)], err or sys.stderr)
+
+
+def _say_what_was_kept(endings: list[tuple[str, Run | None]], err: TextIO) -> None:
+    """One line per recorded run that a signal or the closing ended: its file and its label."""
+    named: set[int] = set()
+    for why, run in endings:
+        text = kept_text(run)
+        if text is not None and id(run) not in named:
+            named.add(id(run))
+            print(f"{why}: {text}", file=err)
 
 
 def report_batch(report: BatchReport, what: str, out: TextIO | None = None, err: TextIO | None = None) -> int:
