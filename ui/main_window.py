@@ -4,7 +4,7 @@ The window reads snapshots on a ~30 Hz timer and forwards user intent to the
 :class:`~teleop_app.operator_session.OperatorSession`, which owns every rule (when an
 episode ends, what a kill means); the window never waits on the control loop.
 Keys are routed by one application-wide event filter so that Esc is STOP
-whatever has focus, and teleop keys reach the keyboard device only while the
+whatever has focus, in any of the application's windows (a dialog too), and teleop keys reach the keyboard device only while the
 Live tab is shown and no text field is being typed in.
 """
 
@@ -256,7 +256,8 @@ class MainWindow(QtWidgets.QMainWindow):
     def eventFilter(self, obj: QtCore.QObject, event: QtCore.QEvent) -> bool:  # noqa: N802 (Qt name)
         etype = event.type()
         if etype in (QtCore.QEvent.Type.KeyPress, QtCore.QEvent.Type.ShortcutOverride):
-            if event.key() == QtCore.Qt.Key.Key_Escape and self.isActiveWindow():
+            # any window of this application: Esc in the export dialog or a file chooser is STOP too
+            if event.key() == QtCore.Qt.Key.Key_Escape and QtWidgets.QApplication.activeWindow() is not None:
                 if etype == QtCore.QEvent.Type.KeyPress:
                     self.session.stop()
                 return True
