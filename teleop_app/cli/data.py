@@ -22,7 +22,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input", default=None, help="input device name from the rig (default: the rig's first)")
     p.add_argument("--episodes", type=int, default=1)
     p.add_argument("--seconds", type=float, default=20.0, help="longest episode")
-    p.add_argument("--task", required=True, help="the task sentence stored with every episode")
+    p.add_argument("--task", required=True, action="append",
+                   help="the task sentence stored with every episode; give it more than once to alternate them: "
+                        "episode i gets the (i mod k)-th of k sentences, told to the robot before its scene reset "
+                        "(--task 'pick up the red cube' --task 'pick up the blue cube' --episodes 100: 50 of each)")
     p.add_argument("--out", type=Path, required=True, help="dataset folder (created if missing)")
     add_batch_arguments(p)
 
@@ -136,15 +139,17 @@ def _collect(args: argparse.Namespace) -> int:
         raise ValueError("collect runs without a window: add --headless (to record by hand, open `teleop-app gui`)")
     if args.episodes < 1 or args.seconds <= 0:
         raise ValueError("--episodes must be ≥ 1 and --seconds > 0")
+    tasks = tuple(t.strip() for t in args.task)
+    if not all(tasks):
+        raise ValueError("--task needs a sentence (what the robot should do), not an empty string")
     args.out.mkdir(parents=True, exist_ok=True)
-    session = OperatorSession(rig_from_args(args), args.out, task=args.task, operator=args.operator)
+    session = OperatorSession(rig_from_args(args), args.out, task=tasks[0], operator=args.operator)
     plan = BatchPlan(args.episodes, EndRules(after_success_s=args.after_success, time_limit_s=args.seconds),
-                     seed=args.seed)
+                     seed=args.seed, tasks=tasks)
     progress = Progress("collect")
     try:
         with running(session):
-            session.set_teleop(True)
-            report = session.run_batch(plan, progress)
+            report = session.run_batch(plan, progress)  # each episode hands the robot to the input as it starts
     finally:
         progress.close()
     return report_batch(report, "episodes")
