@@ -61,6 +61,7 @@ class ScriptedExpertConfig:
     close_time: float = 0.6  # s the jaws get to close before lifting
     tilt_near: float = 0.35  # rad from vertical, jaws' tilt for a cube 0.2 m from the base
     tilt_far: float = 0.8  # rad, for a cube 0.4 m away
+    cube: str = ""  # colour of the cube to pick whatever the task names (a deliberately wrong demo); "": the named one
 
 
 class ScriptedExpert(InputDevice):
@@ -76,6 +77,11 @@ class ScriptedExpert(InputDevice):
         if not isinstance(robot, SimSO101):
             raise DeviceError("the scripted expert drives the simulated arm only: use robot type 'sim_so101'")
         self.robot = robot
+        colours = [colour for _, colour in robot.cubes]
+        if self.config.cube and self.config.cube not in colours:
+            raise DeviceError(f"the scripted expert's cube {self.config.cube!r} is not in the scene: "
+                              f"set cube to one of {', '.join(colours)} or leave it out")
+        self._fixed = colours.index(self.config.cube) if self.config.cube else None
         self._kin = SO101Kinematics()  # own scratch state: read() may run off the loop thread
         self.reset()
 
@@ -88,14 +94,14 @@ class ScriptedExpert(InputDevice):
         self.phase = "approach"
         self.attempts = 1  # grasp attempts this episode
         self._generation = self.robot.scene_generation
-        self._target = self.robot.named_cube  # the cube the task named when this attempt started
+        self._target = self._cube_to_pick()  # the cube the task named when this attempt started
         self._t_phase: float | None = None  # robot clock at phase start
         self._table_z: float | None = None
         self._jaw_sign = 0.0
 
     def read(self) -> InputState:
         state = self.robot.read()
-        target = self.robot.named_cube
+        target = self._cube_to_pick()
         cube_pos, cube_quat = self.robot.cube_pose(target or 0)
         now = state.t_device if state.t_device is not None else state.t_host
         ee_pos, ee_rot = self._kin.fk(state.joint_pos)
@@ -109,6 +115,9 @@ class ScriptedExpert(InputDevice):
             device=self.name, t_host=time.monotonic(), ee_twist=twist, gripper=gripper,
             axes={"phase": float(PHASES.index(phase))},
         )
+
+    def _cube_to_pick(self) -> int | None:
+        return self.robot.named_cube if self._fixed is None else self._fixed
 
     # -- the policy ------------------------------------------------------------------------------
     def _act(
