@@ -11,6 +11,7 @@ from drivers import registry
 from drivers.sim.model import CUBE_HALF, build_model
 from drivers.sim.robot import CUBE_GAP, START_POSE, SimSO101, SimSO101Config
 from drivers.sim.scripted import ScriptedExpert, ScriptedExpertConfig
+from drivers.types import JointCommand
 from recordings.library import summarize
 from recordings.reader import Episode
 from teleop_app.config import load_rig, parse_rig
@@ -97,6 +98,20 @@ def test_the_expert_lifts_the_cube_the_task_names(task, seed):
     assert robot.success() and robot.wrong_object() is None
     assert robot.cube_pose(named)[0][2] > CUBE_HALF + 0.05
     assert robot.cube_pose(1 - named)[0][2] == pytest.approx(CUBE_HALF, abs=0.005)  # the other stays down
+
+
+def test_a_task_naming_the_other_cube_judges_anew_and_holding_the_first_is_then_a_wrong_pick():
+    robot = sim()
+    robot.set_task(BLUE)
+    robot.reset_scene(3)
+    assert run_episode(robot, ScriptedExpert(ScriptedExpertConfig(), robot=robot)) is not None
+    robot.set_task(RED)
+    assert not robot.success() and robot.wrong_object() is None
+    held = np.append(robot.read().joint_pos[:5], robot.gripper_to_joint(0.0))
+    for _ in range(60):  # hold the blue cube up for 0.6 s of sim time
+        robot.send(JointCommand(held))
+    assert not robot.success()
+    assert robot.wrong_object() == "lifted the blue cube, the task named the red one"
 
 
 def test_without_a_colour_word_no_cube_is_named_and_either_counts():

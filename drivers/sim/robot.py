@@ -215,12 +215,17 @@ class SimSO101(Robot):
         """The task sentence: its first colour word of a cube in the scene names the cube to pick.
 
         Without such a word no cube is named and lifting either counts as success.
+        A task that names another cube starts the judgement over (success, wrong pick, hold timers).
         """
         words = re.findall(r"[a-z]+", task.lower())
         colours = [colour for _, colour in self.cubes]
         named = next((colours.index(w) for w in words if w in colours), None)
         with self._lock:
-            self._named = named
+            if named != self._named:
+                self._named = named
+                self._lift_since = [None] * len(self.cubes)
+                self._success = False
+                self._wrong = None
 
     @property
     def named_cube(self) -> int | None:
@@ -289,7 +294,8 @@ class SimSO101(Robot):
             if self._named is None or i == self._named:
                 self._success = True
             elif self._wrong is None:
-                self._wrong = f"lifted the {self.cubes[i][1]} cube, the task named the {self.cubes[self._named][1]} one"
+                picked, named = self.cubes[i][1], self.cubes[self._named][1]
+                self._wrong = f"lifted the {picked} cube, the task named the {named} one"
 
     def _notify(self, snapshot: tuple[float, np.ndarray] | None) -> None:
         if snapshot is not None:
