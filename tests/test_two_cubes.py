@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 
 import numpy as np
@@ -17,7 +18,9 @@ from recordings.reader import Episode
 from teleop_app.config import load_rig, parse_rig
 from teleop_app.operator_session import OperatorSession
 from teleop_app.rig import build_rig
-from teleop_app.runs import EndReason, EndRules
+from teleop_app.cli.sessions import report_batch
+from teleop_app.operator_session import BatchReport
+from teleop_app.runs import EndReason, EndRules, Run, RunKind, episode_notes, success_label
 from command import cli  # tests/ is on sys.path
 from test_scripted_expert import run_episode
 from waiting import wait_for
@@ -144,6 +147,18 @@ def test_lifting_the_other_cube_ends_the_episode_as_a_wrong_object_failure(tmp_p
         assert "wrong object: lifted the blue cube, the task named the red one" in ep.meta["notes"]
     summary = summarize(result.path)
     assert summary.wrong_object is True and summary.success == "false" and summary.task == RED
+    out, err = io.StringIO(), io.StringIO()
+    assert report_batch(BatchReport([result]), "episodes", out, err) == 0  # a wrong pick does not stop a batch
+    assert out.getvalue().rstrip().endswith("failure  " + f"{result.duration_s:.1f} s  (wrong object: "
+                                            "lifted the blue cube, the task named the red one)")
+
+
+def test_an_episode_with_a_wrong_pick_is_a_failure_by_the_robots_judgement_whatever_ended_it():
+    run = Run(RunKind.EPISODE, "scripted", EndRules(time_limit_s=20), t_success=1.0, t_wrong_object=2.0,
+              wrong_object="lifted the blue cube, the task named the red one")
+    assert success_label(run, EndReason.TIME_LIMIT, robot_can_tell=True) is False
+    assert success_label(run, EndReason.OPERATOR, True, operator_label=True, labelled_by_operator=True) is True
+    assert "wrong object: lifted the blue cube" in episode_notes(run, EndReason.TIME_LIMIT, None, 0)
 
 
 def test_a_right_pick_is_not_marked_wrong_and_old_files_read_as_not_wrong(tmp_path):
