@@ -147,6 +147,8 @@ def test_lifting_the_other_cube_ends_the_episode_as_a_wrong_object_failure(tmp_p
         assert "wrong object: lifted the blue cube, the task named the red one" in ep.meta["notes"]
     summary = summarize(result.path)
     assert summary.wrong_object is True and summary.success == "false" and summary.task == RED
+    assert "false (wrong object)" in cli("episodes", "list", result.path.parent).stdout
+    assert "  success    false (wrong object)" in cli("episodes", "info", result.path).stdout
     out, err = io.StringIO(), io.StringIO()
     assert report_batch(BatchReport([result]), "episodes", out, err) == 0  # a wrong pick does not stop a batch
     assert out.getvalue().rstrip().endswith("failure  " + f"{result.duration_s:.1f} s  (wrong object: "

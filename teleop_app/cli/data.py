@@ -383,7 +383,7 @@ def _table(summaries: list[Any], flags: list[dict[str, str]]) -> str:
         frames = "/".join(str(n) for n in s.frames.values()) or "-"
         source = s.who_drove
         dur = f"{s.duration_s:.1f}s" + ("*" if s.trimmed else "")
-        status = s.success if s.status == "complete" else f"{s.success} (unfinished)"
+        status = _label(s) if s.status == "complete" else f"{_label(s)} (unfinished)"
         rows.append((s.name, status, dur, str(s.ticks), frames, source, _mb(s.size_bytes), ",".join(flagged) or "-",
                      s.task))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
@@ -398,7 +398,7 @@ def _info(s: Any) -> str:
         return f"{s.path}\n  DAMAGED: {s.damaged}"
     lines = [str(s.path)]
     for key in ("status", "task", "success", "operator", "created"):
-        lines.append(f"  {key:<10} {getattr(s, key)}")
+        lines.append(f"  {key:<10} {_label(s) if key == 'success' else getattr(s, key)}")
     trim = " (trimmed)" if s.trimmed else ""
     lines.append(f"  duration   {s.duration_s:.3f} s of {s.full_duration_s:.3f} s{trim}")
     lines.append(f"  ticks      {s.ticks}")
@@ -409,6 +409,11 @@ def _info(s: Any) -> str:
         lines.append("  DROPPED    " + ", ".join(f"{k} {v}" for k, v in s.dropped.items() if v))
     lines.append(f"  size       {_mb(s.size_bytes)}")
     return "\n".join(lines)
+
+
+def _label(s: Any) -> str:
+    """The success label, and "(wrong object)" where the robot lifted a cube the task did not name."""
+    return f"{s.success} (wrong object)" if s.wrong_object else s.success
 
 
 def _mb(n: int) -> str:
