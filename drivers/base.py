@@ -68,6 +68,18 @@ class Robot(abc.ABC):
         """Whether the task is done, where the robot can tell (a sim); None when unknown."""
         return None
 
+    def set_task(self, task: str) -> None:
+        """The operator's task sentence, told whenever it changes and when a run starts.
+
+        For robots whose judgement depends on the words (a sim scene with two
+        cubes: which one to pick); others ignore it. Called from any thread.
+        """
+
+    def wrong_object(self) -> str | None:
+        """Where the robot can tell: one line if an object the task did not name was picked (held like a
+        success would be), e.g. "lifted the blue cube, the task named the red one"; None otherwise."""
+        return None
+
     @property
     def n_joints(self) -> int:
         return len(self.joint_names)

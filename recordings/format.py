@@ -41,6 +41,12 @@ ROOT_ATTRS = (
     "dropped",  # JSON {stream: count} of samples the recorder could not keep (written at finalize)
 )
 SUCCESS_VALUES = ("unknown", "true", "false")
+# Root attributes added to version 2 without a bump (an older reader ignores them); a file without one
+# reads as this default.
+OPTIONAL_ROOT_ATTRS = {
+    "wrong_object": "false",  # "true": the robot reported an object the task did not name picked (notes say which)
+}
+WRONG_OBJECT_VALUES = ("false", "true")
 
 # /ticks: one row per control tick, all datasets the same length.
 TICKS = "ticks"

@@ -29,6 +29,7 @@ class EpisodeSummary:
     status: str = ""  # "complete", or "recording" for a file left by a crash
     task: str = ""
     success: str = "unknown"
+    wrong_object: bool = False  # the robot reported an object the task did not name picked (root attr wrong_object)
     operator: str = ""
     created: str = ""
     duration_s: float = 0.0  # kept (trimmed) duration
@@ -77,6 +78,7 @@ def summarize(path: Path) -> EpisodeSummary:
             summary.status = ep.status
             summary.task = str(meta.get("task", ""))
             summary.success = str(meta.get("success", "unknown"))
+            summary.wrong_object = meta["wrong_object"] == "true"
             summary.operator = str(meta.get("operator", ""))
             summary.created = str(meta.get("created", ""))
             summary.duration_s = float(ep.duration)

@@ -29,12 +29,14 @@ from recordings.format import (
     FRAME_BYTES,
     FRAME_DATASETS,
     INPUT_KINDS,
+    OPTIONAL_ROOT_ATTRS,
     RAW_INPUT_MIN,
     ROOT_ATTRS,
     SOURCES,
     SUCCESS_VALUES,
     TICK_DATASETS,
     TICKS,
+    WRONG_OBJECT_VALUES,
     tick_datasets,
 )
 
@@ -413,6 +415,7 @@ def _parse_meta(attrs: h5py.AttributeManager) -> dict[str, Any]:
     if missing:
         raise EpisodeError(f"missing root attribute(s): {', '.join(missing)}")
     meta = {a: _plain(attrs[a]) for a in ROOT_ATTRS}
+    meta.update({a: _plain(attrs[a]) if a in attrs else default for a, default in OPTIONAL_ROOT_ATTRS.items()})
     for key, kind in _JSON_ATTRS.items():
         try:
             meta[key] = json.loads(meta[key])
@@ -432,5 +435,8 @@ def _parse_meta(attrs: h5py.AttributeManager) -> dict[str, Any]:
         raise EpisodeError(f"unknown status {meta['status']!r} (expected one of {', '.join(STATUSES)})")
     if meta["success"] not in SUCCESS_VALUES:
         raise EpisodeError(f"success must be one of {', '.join(SUCCESS_VALUES)}, got {meta['success']!r}")
+    if meta["wrong_object"] not in WRONG_OBJECT_VALUES:
+        raise EpisodeError(f"wrong_object must be one of {', '.join(WRONG_OBJECT_VALUES)}, "
+                           f"got {meta['wrong_object']!r}")
     meta["format_version"] = version
     return meta

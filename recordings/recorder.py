@@ -116,6 +116,7 @@ class Recorder:
         self._discard = False
         self._success = "unknown"
         self._notes: str | None = None
+        self._wrong_object = False
         self._tick_sub: Subscription[TickRecord] | None = None
         self._frame_subs: dict[str, Subscription[Frame]] = {}
         self._counts: dict[str, int] = {}
@@ -227,10 +228,12 @@ class Recorder:
         self._thread.start()
         return writer.path
 
-    def stop_episode(self, success: bool | None = None, notes: str | None = None) -> Path:
+    def stop_episode(self, success: bool | None = None, notes: str | None = None,
+                     wrong_object: bool = False) -> Path:
         """Stop, write everything queued, finalize with the success label and ``notes``; returns the path.
 
-        ``notes`` (None: keep those given at the start) are written as part of
+        ``notes`` (None: keep those given at the start) and ``wrong_object`` (the robot
+        reported an object the task did not name picked) are written as part of
         finalizing, so nothing needs to reopen the file to annotate it.
 
         Raises :class:`RecordingError` if the episode ended before its first tick
@@ -241,6 +244,7 @@ class Recorder:
             raise RecordingError("not recording")
         self._success = {True: "true", False: "false", None: "unknown"}[success]
         self._notes = notes
+        self._wrong_object = wrong_object
         self._finish(discard=False)
         writer = self._writer
         if writer.t0 is None:
@@ -294,7 +298,7 @@ class Recorder:
                 return
             t = time.monotonic()
             self._flush(writer, pending_t)
-            writer.finalize(self.dropped, self._success, self._notes)
+            writer.finalize(self.dropped, self._success, self._notes, self._wrong_object)
             self.finalize_s = time.monotonic() - t
         except Exception as exc:
             self.error = describe_write_error(exc)

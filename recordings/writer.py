@@ -197,6 +197,7 @@ def _root_attrs(meta: Mapping[str, Any], joint_names: Sequence[str], cameras: Se
         "kept_start": math.nan,
         "kept_end": math.nan,
         "dropped": "{}",
+        "wrong_object": "false",
     }
 
 
@@ -337,8 +338,10 @@ class EpisodeWriter:
         self._write_pending()
         self._f.flush()
 
-    def finalize(self, dropped: Mapping[str, int], success: str | None = None, notes: str | None = None) -> None:
-        """Mark the episode complete, store the drop counts (and the success label and notes), close.
+    def finalize(self, dropped: Mapping[str, int], success: str | None = None, notes: str | None = None,
+                 wrong_object: bool = False) -> None:
+        """Mark the episode complete, store the drop counts (and the success label, notes, a wrong-object pick),
+        close.
 
         Constant time.
 
@@ -356,6 +359,7 @@ class EpisodeWriter:
             attrs.modify("success", success)
         if notes is not None:
             attrs.modify("notes", notes)
+        attrs.modify("wrong_object", "true" if wrong_object else "false")
         attrs.modify("status", "complete")
         self._f.close()
 

@@ -8,7 +8,9 @@ replay of a recorded episode — and batches of them for ``collect`` and
 ``run-policy``. When a run ends, and what its ending means (success, time limit,
 kill, write failure, the operator), is decided here for the window and every
 command alike; the recorder writes the episode's label and notes as it finalizes
-the file, so nothing reopens a finished file.
+the file, so nothing reopens a finished file. The robot is told the task sentence
+(:meth:`~drivers.base.Robot.set_task`) whenever it changes and when a run starts,
+so a robot that judges by the words (the two-cube sim) judges the current one.
 
 Threads:
 
@@ -93,13 +95,18 @@ def wait_for_fresh_frames(rig: Rig, since: float, timeout: float = FRESH_FRAME_T
 class BatchPlan:
     """``runs`` recorded runs, each on a freshly reset scene (seed ``seed + i``), ending by ``rules``.
 
+    The robot holds still from each reset until its run starts (and its recording with it).
+
     ``rollout`` None: episodes driven by the active input (``collect``); else policy rollouts.
+    ``tasks``: run ``i`` gets the task sentence ``tasks[i % len(tasks)]`` (set before its reset);
+    empty: the session's task for every run.
     """
 
     runs: int
     rules: EndRules
     seed: int | None = None
     rollout: RolloutOptions | None = None
+    tasks: tuple[str, ...] = ()
 
 
 @dataclass
@@ -138,6 +145,7 @@ class OperatorSession:
         self._episode_presses = 0
         rig.kill.add_listener(self._on_kill)
         rig.modes.add_listener(lambda change: self._emit(Event.MODE))
+        rig.robot.set_task(self.task)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self, preload_policy_loaders: bool = False) -> None:
@@ -256,6 +264,7 @@ class OperatorSession:
 
     def set_task(self, task: str) -> None:
         self.task = task.strip()
+        self.rig.robot.set_task(self.task)
         self._emit(Event.TASK)
 
     def set_active_input(self, name: str) -> None:
@@ -339,6 +348,7 @@ class OperatorSession:
         """Record an episode driven by the active input (teleop is turned on if it was off)."""
         with self._lock:
             self._check_can_start(RunKind.EPISODE, needs_task=True)
+            self.rig.robot.set_task(self.task)
             if self.mode is not Mode.TELEOP:
                 self.set_teleop(True)
             path = self._start_recording()
@@ -423,6 +433,7 @@ class OperatorSession:
         """Hand the robot to a fresh runner of the loaded policy; record it as an episode if asked."""
         with self._lock:
             self.check_can_start_rollout(options)
+            self.rig.robot.set_task(self.task)
             policy, load = self.policy, self.load_options
             strategy = options.strategy.build(policy.info.chunk_length)
             try:
@@ -564,8 +575,7 @@ class OperatorSession:
             if run is None:
                 return None
             kill_reason = self.rig.kill.reason if reason is EndReason.KILL else None
-            if self.rig.robot.success():
-                run.t_success = run.t_success or time.monotonic()
+            self._note_judgement(run, time.monotonic())
             takeovers = self.takeovers(run)
             if run.kind is RunKind.ROLLOUT:
                 # Detach the runner first without changing the mode: with no runner the loop holds the robot
@@ -580,6 +590,7 @@ class OperatorSession:
                                                       can_tell)
             if run.kind is RunKind.ROLLOUT and self.mode in (Mode.POLICY, Mode.INTERVENTION):
                 self.rig.modes.set_mode(Mode.IDLE, reason="policy stopped")
+            detail = detail or (run.wrong_object if reason is EndReason.WRONG_OBJECT else "")
             run.result = RunResult(run.kind, reason, outcome, run.elapsed_s, path, why or kill_reason or detail,
                                    takeovers)
             self._ended.notify_all()
@@ -605,7 +616,8 @@ class OperatorSession:
         if reason is EndReason.KILL:  # the episode shows the hold: wait for the tick that sent it
             self._wait_for_hold(deadline)
         try:
-            path = self.recorder.stop_episode(success=success, notes=notes)
+            path = self.recorder.stop_episode(success=success, notes=notes,
+                                              wrong_object=run.t_wrong_object is not None)
         except RecordingError as exc:
             return "failed", (run.episode if run.episode.exists() else None), str(exc)
         return OUTCOME_OF_LABEL[success], path, ""
@@ -680,15 +692,27 @@ class OperatorSession:
         if run.kind is RunKind.REPLAY:
             return EndReason.FINISHED if run.replay.finished else None
         now = time.monotonic()
-        if run.t_success is None and self.rig.robot.success():
-            run.t_success = now
+        self._note_judgement(run, now)
         rules = run.rules
         if rules.after_success_s is not None and run.t_success is not None \
                 and now - run.t_success >= rules.after_success_s:
             return EndReason.SUCCESS
+        if rules.after_success_s is not None and run.t_wrong_object is not None \
+                and now - run.t_wrong_object >= rules.after_success_s:
+            return EndReason.WRONG_OBJECT
         if rules.time_limit_s is not None and now - run.t_start >= rules.time_limit_s:
             return EndReason.TIME_LIMIT
         return None
+
+    def _note_judgement(self, run: Run, now: float) -> None:
+        """Note the first moment the robot reports success, and a wrong-object pick (with what it says)."""
+        robot = self.rig.robot
+        if run.t_success is None and robot.success():
+            run.t_success = now
+        if run.t_wrong_object is None:
+            wrong = robot.wrong_object()
+            if wrong:
+                run.t_wrong_object, run.wrong_object = now, wrong
 
     def _episode_button(self) -> None:
         """The driving input's episode button: start an episode, or end it, labelled by the robot's judgement."""
@@ -708,6 +732,10 @@ class OperatorSession:
         for i in range(plan.runs):
             if progress is not None:
                 progress(i, plan.runs, f"{'rollout' if plan.rollout else 'episode'} {i + 1}")
+            if plan.tasks:
+                self.set_task(plan.tasks[i % len(plan.tasks)])
+            if plan.rollout is None and self.mode is Mode.TELEOP:
+                self.set_teleop(False)  # the input waits for its episode, which then holds the whole demonstration
             self.reset_scene(None if plan.seed is None else plan.seed + i)
             wait_for_fresh_frames(self.rig, since=time.monotonic())
             if plan.rollout is not None:

@@ -8,6 +8,8 @@ the same reasons everywhere, and an ending means the same everywhere:
 
 =================  ===========================================================
 ``SUCCESS``        the robot reported success and held it for ``after_success_s``: kept as a success
+``WRONG_OBJECT``   the robot reported an object the task did not name picked, for ``after_success_s``:
+                   kept as a failure, marked as a wrong-object pick, with what was picked in its notes
 ``TIME_LIMIT``     ``time_limit_s`` passed: kept, labelled by what the robot reported during the run
 ``KILL``           the kill switch latched: the robot holds, the run is over (a re-arm never resumes
                    it), its episode is kept as a failure with the reason in its notes, a batch stops
@@ -19,8 +21,11 @@ the same reasons everywhere, and an ending means the same everywhere:
 =================  ===========================================================
 
 "Labelled by what the robot reported" is: a success if the robot reported
-success at any moment of the run, a failure if it can tell and never did, and
-unlabelled (left for review) where it cannot tell (real hardware).
+success at any moment of the run and no wrong-object pick, a failure if it can
+tell and never did (or reported a wrong pick), and unlabelled (left for review)
+where it cannot tell (real hardware). An episode in which the robot reported a
+wrong-object pick is recorded as one (``wrong_object`` in the file), whatever
+ended it.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ class RunKind(enum.Enum):
 
 class EndReason(enum.Enum):
     SUCCESS = "success"
+    WRONG_OBJECT = "wrong object"
     TIME_LIMIT = "time limit"
     KILL = "kill switch"
     WRITE_FAILURE = "write failure"
@@ -59,7 +65,7 @@ STOPS_A_BATCH = (EndReason.KILL, EndReason.WRITE_FAILURE)
 class EndRules:
     """When a run ends by itself. None: never for that reason (the operator or a kill ends it)."""
 
-    after_success_s: float | None = None  # end this long after the robot first reports success
+    after_success_s: float | None = None  # end this long after the robot first reports success (or a wrong pick)
     time_limit_s: float | None = None  # end this long after the start
 
     def __post_init__(self) -> None:
@@ -99,6 +105,8 @@ class Run:
     notes: str = ""  # what the episode's notes start with (the policy and strategy of a rollout)
     takeovers_before: int = 0  # the loop's takeover count when the run started
     t_success: float | None = None  # first moment the robot reported success
+    t_wrong_object: float | None = None  # first moment the robot reported a wrong-object pick
+    wrong_object: str = ""  # what the robot said was picked instead
     t_end: float | None = None
     result: RunResult | None = None
     runner: Any = None  # a rollout's PolicyRunner
@@ -120,13 +128,13 @@ def judged_success(run: Run, robot_can_tell: bool) -> bool | None:
     """What the robot's own judgement makes of a run (see the module docstring)."""
     if not robot_can_tell:
         return None
-    return run.t_success is not None
+    return run.t_success is not None and run.t_wrong_object is None
 
 
 def success_label(run: Run, reason: EndReason, robot_can_tell: bool, operator_label: bool | None = None,
                   labelled_by_operator: bool = False) -> bool | None:
     """The success label an episode ending for ``reason`` gets (None: unlabelled)."""
-    if reason is EndReason.KILL:
+    if reason in (EndReason.KILL, EndReason.WRONG_OBJECT):
         return False
     if reason is EndReason.SUCCESS:
         return True
@@ -142,6 +150,8 @@ def episode_notes(run: Run, reason: EndReason, kill_reason: str | None, takeover
     parts = [run.notes] if run.notes else []
     if takeovers:
         parts.append(f"{takeovers} human takeover(s)")
+    if run.wrong_object:
+        parts.append(f"wrong object: {run.wrong_object}")
     if reason is EndReason.KILL:
         parts.append(f"stopped by the kill switch: {kill_reason}")
     elif reason is EndReason.TIME_LIMIT:

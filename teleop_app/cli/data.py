@@ -22,7 +22,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input", default=None, help="input device name from the rig (default: the rig's first)")
     p.add_argument("--episodes", type=int, default=1)
     p.add_argument("--seconds", type=float, default=20.0, help="longest episode")
-    p.add_argument("--task", required=True, help="the task sentence stored with every episode")
+    p.add_argument("--task", required=True, action="append",
+                   help="the task sentence stored with every episode; give it more than once to alternate them: "
+                        "episode i gets the (i mod k)-th of k sentences, told to the robot before its scene reset "
+                        "(--task 'pick up the red cube' --task 'pick up the blue cube' --episodes 100: 50 of each)")
     p.add_argument("--out", type=Path, required=True, help="dataset folder (created if missing)")
     add_batch_arguments(p)
 
@@ -136,15 +139,17 @@ def _collect(args: argparse.Namespace) -> int:
         raise ValueError("collect runs without a window: add --headless (to record by hand, open `teleop-app gui`)")
     if args.episodes < 1 or args.seconds <= 0:
         raise ValueError("--episodes must be ≥ 1 and --seconds > 0")
+    tasks = tuple(t.strip() for t in args.task)
+    if not all(tasks):
+        raise ValueError("--task needs a sentence (what the robot should do), not an empty string")
     args.out.mkdir(parents=True, exist_ok=True)
-    session = OperatorSession(rig_from_args(args), args.out, task=args.task, operator=args.operator)
+    session = OperatorSession(rig_from_args(args), args.out, task=tasks[0], operator=args.operator)
     plan = BatchPlan(args.episodes, EndRules(after_success_s=args.after_success, time_limit_s=args.seconds),
-                     seed=args.seed)
+                     seed=args.seed, tasks=tasks)
     progress = Progress("collect")
     try:
         with running(session):
-            session.set_teleop(True)
-            report = session.run_batch(plan, progress)
+            report = session.run_batch(plan, progress)  # each episode hands the robot to the input as it starts
     finally:
         progress.close()
     return report_batch(report, "episodes")
@@ -378,7 +383,7 @@ def _table(summaries: list[Any], flags: list[dict[str, str]]) -> str:
         frames = "/".join(str(n) for n in s.frames.values()) or "-"
         source = s.who_drove
         dur = f"{s.duration_s:.1f}s" + ("*" if s.trimmed else "")
-        status = s.success if s.status == "complete" else f"{s.success} (unfinished)"
+        status = _label(s) if s.status == "complete" else f"{_label(s)} (unfinished)"
         rows.append((s.name, status, dur, str(s.ticks), frames, source, _mb(s.size_bytes), ",".join(flagged) or "-",
                      s.task))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
@@ -393,7 +398,7 @@ def _info(s: Any) -> str:
         return f"{s.path}\n  DAMAGED: {s.damaged}"
     lines = [str(s.path)]
     for key in ("status", "task", "success", "operator", "created"):
-        lines.append(f"  {key:<10} {getattr(s, key)}")
+        lines.append(f"  {key:<10} {_label(s) if key == 'success' else getattr(s, key)}")
     trim = " (trimmed)" if s.trimmed else ""
     lines.append(f"  duration   {s.duration_s:.3f} s of {s.full_duration_s:.3f} s{trim}")
     lines.append(f"  ticks      {s.ticks}")
@@ -404,6 +409,11 @@ def _info(s: Any) -> str:
         lines.append("  DROPPED    " + ", ".join(f"{k} {v}" for k, v in s.dropped.items() if v))
     lines.append(f"  size       {_mb(s.size_bytes)}")
     return "\n".join(lines)
+
+
+def _label(s: Any) -> str:
+    """The success label, and "(wrong object)" where the robot lifted a cube the task did not name."""
+    return f"{s.success} (wrong object)" if s.wrong_object else s.success
 
 
 def _mb(n: int) -> str:

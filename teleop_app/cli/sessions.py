@@ -21,7 +21,7 @@ from teleop_app.gc_pauses import freeze_long_lived
 from teleop_app.operator_session import BatchReport, OperatorSession
 from teleop_app import rig as rig_module
 from teleop_app.rig import Rig
-from teleop_app.runs import AFTER_SUCCESS_S, Run, kept_text
+from teleop_app.runs import AFTER_SUCCESS_S, EndReason, Run, kept_text
 
 
 def add_batch_arguments(p: argparse.ArgumentParser) -> None:
@@ -88,7 +88,8 @@ def report_batch(report: BatchReport, what: str, out: TextIO | None = None, err:
     out, err = out or sys.stdout, err or sys.stderr
     kept = [r for r in report.results if r.path is not None and r.outcome != "failed"]
     for r in kept:
-        print(f"{r.path}  {r.outcome}  {r.duration_s:.1f} s", file=out)
+        wrong = f"  ({r.reason.value}: {r.detail})" if r.reason is EndReason.WRONG_OBJECT else ""
+        print(f"{r.path}  {r.outcome}  {r.duration_s:.1f} s{wrong}", file=out)
     ok = sum(r.outcome == "success" for r in kept)
     folder = kept[0].path.parent if kept else Path(".")
     print(f"{ok}/{len(kept)} successful {what} in {folder}", file=err)
