@@ -122,6 +122,7 @@ class LiveView(QtWidgets.QWidget):
             armed=not session.stopped and (session.running is None or session.running.kind is RunKind.EPISODE),
             success=rig.robot.success(), keep_on_success=self.keeping.enabled() if self.keeping.available else None,
             after_success_s=self.keeping.after_success_s,
+            wrong_object=rig.robot.wrong_object(),
         )
         self.recording.message.setText(self._next_step())
 

@@ -61,6 +61,7 @@ class RecordingPanel(QtWidgets.QGroupBox):
         self.keep_on_success.clicked.connect(lambda checked: self.keep_on_success_chosen.emit(bool(checked)))
         self.success_light = QtWidgets.QLabel()
         self.success_light.setObjectName("successLight")
+        self.success_light.setWordWrap(True)
         self.success_light.setToolTip("What the robot itself reports about the task (the sim knows; "
                                       "a real robot cannot tell)")
 
@@ -90,10 +91,12 @@ class RecordingPanel(QtWidgets.QGroupBox):
 
     def show_state(self, *, recording: bool, elapsed_s: float, episodes: int, folder: str, task: str,
                    can_reset: bool, armed: bool = True, success: bool | None = None,
-                   keep_on_success: bool | None = None, after_success_s: float = 0.0) -> None:
+                   keep_on_success: bool | None = None, after_success_s: float = 0.0,
+                   wrong_object: str | None = None) -> None:
         """``armed``: the robot may move and nothing else runs (no STOP, no rollout, no replay);
         ``success``: what the robot reports (None: it cannot tell, nothing shown); ``keep_on_success``:
-        whether an episode ends itself as a success ``after_success_s`` after that (None: not offered)."""
+        whether an episode ends itself as a success ``after_success_s`` after that (None: not offered);
+        ``wrong_object``: the robot's line when an object the task did not name was picked."""
         self.buttons["start"].setEnabled(armed and not recording)
         for name in ("success", "failure", "discard"):
             self.buttons[name].setEnabled(recording)
@@ -113,9 +116,14 @@ class RecordingPanel(QtWidgets.QGroupBox):
         self.keep_on_success.setChecked(bool(keep_on_success))
         self.keep_on_success.setText(f"Keep as success {after_success_s:g} s after the robot reports success")
         self.success_light.setVisible(success is not None)
-        text, css = (("✓ SUCCESS — the robot reports the task done", "color:#fff; background:#2e7d32; "
-                      "font-weight:bold; border-radius:4px; padding:3px") if success
-                     else ("○ the robot does not report success yet", "color:#666; padding:3px"))
+        if wrong_object:
+            text, css = (f"✗ WRONG OBJECT — {wrong_object}", "color:#fff; background:#c62828; "
+                         "font-weight:bold; border-radius:4px; padding:3px")
+        elif success:
+            text, css = ("✓ SUCCESS — the robot reports the task done", "color:#fff; background:#2e7d32; "
+                         "font-weight:bold; border-radius:4px; padding:3px")
+        else:
+            text, css = ("○ the robot does not report success yet", "color:#666; padding:3px")
         if self.success_light.text() != text:
             self.success_light.setText(text)
             self.success_light.setStyleSheet(css)
