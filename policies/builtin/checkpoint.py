@@ -186,7 +186,7 @@ def overlap_weights(committed: int, hold: int) -> np.ndarray:
     """Per-tick weights of the committed actions in a continuation: 1 on the first ``hold``, then falling
     linearly to 0 at ``committed`` (the end of the committed overlap)."""
     j = np.arange(committed)
-    weights = np.clip((committed - j) / max(committed - hold, 1), 0.0, 1.0)
+    weights = np.clip((committed - j) / (committed - hold + 1), 0.0, 1.0)
     weights[:hold] = 1.0
     return weights
 
