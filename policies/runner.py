@@ -16,7 +16,9 @@ safety filter.
 than the policy planned it (:mod:`policies.speed`), clipped per chunk so no
 joint steps more than ``max_step`` per tick; the strategy only sees the
 time-scaled chunk. A request carries the strategy's :class:`~policies.base.Prefix`
-(real-time chunking), mapped back onto the policy's own timeline.
+(real-time chunking), mapped back onto the policy's own timeline. ``ablate`` hides
+inputs from the policy for experiments (:data:`ABLATIONS`: ``task`` blanks the
+sentence, ``state`` zeroes the measured robot state it sees).
 
 Threads: :meth:`step`, :meth:`drop`, :meth:`pause`, :meth:`resume` run on the
 loop thread; the worker only hands over finished answers; :meth:`view` and
@@ -37,11 +39,12 @@ import numpy as np
 from drivers.base import Camera, Robot
 from drivers.types import Command, EEDeltaCommand, JointCommand, RobotState
 from policies.base import ActionChunk, ActionKind, Policy, PolicyError, Prefix
-from policies.observation import ActionSpec, Capture, ObservationSource
+from policies.observation import ActionSpec, Capture, Observation, ObservationSource
 from policies.speed import at_speed, time_scale
 from policies.strategies import OpenLoop, Plan, Strategy
 
 _LATENCIES = 4096
+ABLATIONS = ("task", "state")  # inputs a runner can hide from its policy
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,8 @@ class RunnerView:
 
 class PolicyRunner:
     def __init__(self, policy: Policy, strategy: Strategy, spec: ActionSpec, observations: ObservationSource,
-                 *, timeout_s: float = 2.0, speed: float = 1.0, max_step: float | None = None) -> None:
+                 *, timeout_s: float = 2.0, speed: float = 1.0, max_step: float | None = None,
+                 ablate: tuple[str, ...] = ()) -> None:
         if policy.info.action_dim != spec.dim or policy.info.action_kind is not spec.kind:
             raise ValueError(f"the policy answers {policy.info.action_dim}-dim {policy.info.action_kind.value} "
                              f"actions, the spec expects {spec.dim}-dim {spec.kind.value}")
@@ -77,8 +81,12 @@ class PolicyRunner:
         if speed != 1.0 and spec.kind is not ActionKind.JOINT:
             raise ValueError("a speed other than 1 needs a policy of absolute joint targets "
                              "(end-effector steps are not time-scaled)")
+        unknown = set(ablate) - set(ABLATIONS)
+        if unknown:
+            raise ValueError(f"cannot ablate {', '.join(sorted(unknown))} (known: {', '.join(ABLATIONS)})")
         self.policy = policy
         self.strategy = strategy
+        self.ablate = tuple(ablate)
         self.speed = speed
         self.max_step = max_step
         self.speeds_used: list[float] = []  # the clipped speed of each chunk (bounded like the latencies)
@@ -115,14 +123,16 @@ class PolicyRunner:
     def for_robot(cls, robot: Robot, cameras: Mapping[str, Camera], rate_hz: float, policy: Policy,
                   strategy: Strategy, task: str, *, spec: ActionSpec | None = None,
                   image_size: tuple[int, int] | None = (224, 224), camera_names: list[str] | None = None,
-                  timeout_s: float = 2.0, speed: float = 1.0, max_step: float | None = None) -> PolicyRunner:
+                  timeout_s: float = 2.0, speed: float = 1.0, max_step: float | None = None,
+                  ablate: tuple[str, ...] = ()) -> PolicyRunner:
         """A runner on these cameras; the spec defaults to the robot's bounds for the policy's action kind."""
         info = policy.info
         if spec is None:
             spec = ActionSpec.for_robot(robot, info.action_kind, rate_hz, normalization=info.normalization,
                                         stats=info.stats)
         source = ObservationSource(dict(cameras), task, image_size=image_size, camera_names=camera_names)
-        return cls(policy, strategy, spec, source, timeout_s=timeout_s, speed=speed, max_step=max_step)
+        return cls(policy, strategy, spec, source, timeout_s=timeout_s, speed=speed, max_step=max_step,
+                   ablate=ablate)
 
     # -- lifecycle (ControlLoop.start_policy / stop_policy call these) ---------------------------
     def start(self, on_fault: Callable[[str], None]) -> None:
@@ -247,7 +257,7 @@ class PolicyRunner:
                 try:
                     if reset:
                         self.policy.reset()
-                    answer = self.policy.infer(self.observations.build(capture), self._policy_prefix(prefix))
+                    answer = self.policy.infer(self._observation(capture), self._policy_prefix(prefix))
                     chunk, problem = self._check(answer, capture.tick)
                 except PolicyError as exc:
                     problem = str(exc)
@@ -284,6 +294,17 @@ class PolicyRunner:
             with self._lock:
                 self.speeds_used = [*self.speeds_used[-(_LATENCIES - 1):], used]
         return dataclasses.replace(chunk, actions=actions), None
+
+    def _observation(self, capture: Capture) -> Observation:
+        obs = self.observations.build(capture)
+        if "task" in self.ablate:
+            obs = dataclasses.replace(obs, task="")
+        if "state" in self.ablate:
+            s = obs.state
+            obs = dataclasses.replace(obs, state=dataclasses.replace(
+                s, joint_pos=np.zeros_like(s.joint_pos), joint_vel=np.zeros_like(s.joint_vel), gripper=0.0,
+                ee_pos=np.zeros_like(s.ee_pos)))
+        return obs
 
     def _policy_prefix(self, prefix: Prefix | None) -> Prefix | None:
         """The strategy's prefix (per control tick) on the policy's timeline: slower by ``speed``."""

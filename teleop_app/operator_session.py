@@ -427,7 +427,7 @@ class OperatorSession:
             strategy = options.strategy.build(policy.info.chunk_length, policy.info.continues)
             try:
                 runner = runner_for(self.rig, policy, strategy, self.task, timeout_s=load.timeout_s,
-                                    image_size=options.image_size, speed=options.speed)
+                                    image_size=options.image_size, speed=options.speed, ablate=options.ablate)
             except (ValueError, KeyError) as exc:
                 raise OperatorError(one_line(exc)) from exc
             if options.reset_scene and self.rig.robot.can_reset_scene:
@@ -443,7 +443,7 @@ class OperatorSession:
             run = Run(RunKind.ROLLOUT, policy.info.name or load.spec, rules or EndRules(),
                       notes=f"policy {load.spec}, {options.describe(policy.info.continues)}",
                       takeovers_before=takeovers_before, runner=runner,
-                      strategy=options.strategy.describe(), takeover=options.takeover)
+                      strategy=options.strategy.describe(policy.info.continues), takeover=options.takeover)
             self.run = run
             if options.record:
                 try:

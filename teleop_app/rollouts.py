@@ -60,21 +60,23 @@ class RolloutOptions:
     reset_scene: bool = False  # a sim puts the arm home and the cube somewhere new first
     image_size: int = 224  # square size camera images are padded and resized to for the policy
     speed: float = 1.0  # chunks run this many times faster than planned, within the rig's step limit
+    ablate: tuple[str, ...] = ()  # inputs hidden from the policy (policies.runner.ABLATIONS), for experiments
 
     def describe(self, continues: bool = False) -> str:
-        """How the rollout runs, for its episode's notes: ``strategy …`` and the speed if not 1."""
+        """How the rollout runs, for its episode's notes: ``strategy …``, the speed if not 1, any ablation."""
         speed = f", speed {self.speed:g}x" if self.speed != 1.0 else ""
-        return f"strategy {self.strategy.describe(continues)}{speed}"
+        ablate = f", ablated: {' and '.join(self.ablate)}" if self.ablate else ""
+        return f"strategy {self.strategy.describe(continues)}{speed}{ablate}"
 
 
 def runner_for(rig: Rig, policy: Policy, strategy: Strategy, task: str, *, timeout_s: float = 2.0,
-               image_size: int | None = 224, speed: float = 1.0) -> PolicyRunner:
+               image_size: int | None = 224, speed: float = 1.0, ablate: tuple[str, ...] = ()) -> PolicyRunner:
     """A runner of ``policy`` on ``rig``'s robot and cameras, giving it ``task`` as its instruction;
-    at ``speed`` within the rig's ``safety.max_joint_step``."""
+    at ``speed`` within the rig's ``safety.max_joint_step``, hiding the ``ablate`` inputs."""
     size = None if image_size is None else (image_size, image_size)
     return PolicyRunner.for_robot(rig.robot, rig.cameras, rig.config.rate_hz, policy, strategy, task,
                                   timeout_s=timeout_s, image_size=size, speed=speed,
-                                  max_step=rig.config.safety.max_joint_step)
+                                  max_step=rig.config.safety.max_joint_step, ablate=ablate)
 
 
 def dim_names(info: PolicyInfo, joint_names: list[str] | tuple[str, ...]) -> tuple[str, ...]:

@@ -16,18 +16,21 @@ DIM = 6
 
 class RampPolicy(Policy):
     """Chunks of ``chunk`` joint targets rising by ``slope`` rad per tick on every joint from the observed
-    tick's ramp value; records the prefix of every call (None when it came without one)."""
+    tick's ramp value; records the observation and prefix of every call (None when it came without one)."""
 
     def __init__(self, chunk: int = 20, slope: float = 0.01, continues: bool = True) -> None:
         self.info = PolicyInfo(ActionKind.JOINT, DIM, chunk, name="ramp", continues=continues)
         self.chunk, self.slope = chunk, slope
         self.prefixes: list = []
+        self.observations: list = []
 
     def predict(self, observation):
+        self.observations.append(observation)
         self.prefixes.append(None)
         return self._ramp(observation.tick), {}
 
     def predict_continuing(self, observation, prefix):
+        self.observations.append(observation)
         self.prefixes.append(prefix)
         return self._ramp(observation.tick), {}
 
@@ -40,9 +43,11 @@ def runner(policy: Policy, strategy: Strategy, **kwargs) -> PolicyRunner:
     return PolicyRunner(policy, strategy, spec, ObservationSource({}, "task"), **kwargs)
 
 
-def drive(run: PolicyRunner, ticks: int) -> list[np.ndarray | None]:
+def drive(run: PolicyRunner, ticks: int, state: RobotState | None = None) -> list[np.ndarray | None]:
     """Step ``ticks`` ticks; every answer is waited for so it arrives on the tick after its request."""
-    state = RobotState(t_host=0.0, joint_pos=np.zeros(DIM), joint_vel=np.zeros(DIM), gripper=0.0, ee_pos=np.zeros(3))
+    if state is None:
+        state = RobotState(t_host=0.0, joint_pos=np.zeros(DIM), joint_vel=np.zeros(DIM), gripper=0.0,
+                           ee_pos=np.zeros(3))
     out = []
     run.start(lambda reason: None)
     try:

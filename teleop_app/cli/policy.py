@@ -43,6 +43,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--speed", type=float, default=1.0,
                    help="execute chunks this many times faster than planned (e.g. 1.3), clipped so no joint "
                         "steps more than the rig's safety.max_joint_step per tick (joint-target policies)")
+    p.add_argument("--ablate", action="append", choices=("task", "state"), default=None,
+                   help="experiments: hide an input from the policy — task (a blank sentence) or state (zeroed "
+                        "joints); repeat for both; recorded in the episode notes")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds an answer may take before the robot stops")
     p.add_argument("--image-size", type=int, default=224, help="square size images are padded and resized to")
     p.add_argument("--action-kind", choices=("joint", "ee_delta"), default=None,
@@ -145,7 +148,8 @@ def _run_policy(args: argparse.Namespace) -> int:
                                threshold=args.threshold, blend=args.blend, rtc=args.rtc)
     plan = BatchPlan(args.episodes, EndRules(after_success_s=args.after_success, time_limit_s=args.seconds),
                      seed=args.seed, rollout=RolloutOptions(strategy=strategy, takeover=takeover, record=True,
-                                                            image_size=args.image_size, speed=args.speed))
+                                                            image_size=args.image_size, speed=args.speed,
+                                                            ablate=tuple(args.ablate or ())))
     progress = Progress("run-policy")
     try:
         session.load_policy(load_options(args))  # before the loop starts: a checkpoint brings torch
