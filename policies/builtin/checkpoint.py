@@ -146,8 +146,8 @@ class BuiltinPolicy(Policy):
         dev = self.device
         noise = (torch.randn(1, cfg.steps * cfg.dim, generator=self._noise).to(dev) if cfg.head == "flow" else None)
         guidance, weights = (None, None) if prefix is None else self._guidance(prefix)
-        # no_grad, not inference_mode: the guided sampler differentiates through the flow head
-        with torch.no_grad():
+        # guided: no_grad, not inference_mode, because the sampler differentiates through the flow head
+        with torch.inference_mode() if guidance is None else torch.no_grad():
             out = self.net(torch.from_numpy(images[None]).to(dev), state.to(dev), words.to(dev),
                            noise=noise, guidance=guidance).cpu().numpy()
         # Far from the demonstrations a regression can point past anything demonstrated (and out of the
