@@ -13,8 +13,8 @@ becomes an action. Whatever the runner returns still goes through the loop's
 safety filter.
 
 ``speed`` (joint-target policies) executes each checked chunk faster or slower
-than the policy planned it (:mod:`policies.speed`), clipped per chunk so no
-joint steps more than ``max_step`` per tick; the strategy only sees the
+than the policy planned it (:mod:`policies.speed`), a speed-up clipped per
+chunk so it never steps a joint more than ``max_step`` per tick; the strategy only sees the
 time-scaled chunk. A request carries the strategy's :class:`~policies.base.Prefix`
 (real-time chunking), mapped back onto the policy's own timeline. ``ablate`` hides
 inputs from the policy for experiments (:data:`ABLATIONS`: ``task`` blanks the

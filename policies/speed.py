@@ -3,11 +3,14 @@
 At speed ``s`` the chunk's timeline is compressed by ``s``: the target for the
 ``j``-th tick after the observation is the chunk's target at tick ``j·s``
 (linear interpolation between its per-tick targets), so a chunk of ``k`` targets
-runs in about ``k / s`` ticks. The speed is clipped per chunk so that no
-target moves any joint more than ``max_step`` from the one before it: a
-piecewise-linear path sampled every ``s`` ticks never moves more than ``s``
-times its steepest per-tick step. (The seam to the previous chunk is the
-safety filter's, as at speed 1.) Pure functions, any thread.
+runs in about ``k / s`` ticks. A speed-up is clipped per chunk so that it
+never makes a target move any joint more than ``max_step`` from the one
+before it: a piecewise-linear path sampled every ``s`` ticks never moves more
+than ``s`` times its steepest per-tick step. A chunk that already steps over
+``max_step`` as planned is not sped up (it runs at 1x, as without a speed) and
+never slowed down for it: a slow-down is only what was asked. (Those steps and
+the seam to the previous chunk are the safety filter's, as at speed 1.) Pure
+functions, any thread.
 """
 
 from __future__ import annotations
@@ -31,13 +34,14 @@ def time_scale(actions: np.ndarray, speed: float) -> np.ndarray:
 
 
 def limited_speed(actions: np.ndarray, speed: float, max_step: float) -> float:
-    """``speed``, or less if at ``speed`` some joint of ``actions`` would move more than ``max_step`` per tick."""
+    """``speed``, or less (never under 1 or ``speed``, whichever is lower) if at ``speed`` some joint of
+    ``actions`` would move more than ``max_step`` per tick."""
     if len(actions) < 2:
         return speed
     steepest = float(np.abs(np.diff(actions, axis=0)).max())
     if steepest * speed <= max_step:
         return speed
-    return max_step / steepest * (1.0 - MARGIN)
+    return max(min(speed, 1.0), max_step / steepest * (1.0 - MARGIN))
 
 
 def at_speed(actions: np.ndarray, speed: float, max_step: float | None) -> tuple[np.ndarray, float]:

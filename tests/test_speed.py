@@ -57,6 +57,9 @@ def test_time_scaling_keeps_the_path_and_reports_the_clipped_speed():
     assert len(slow) == 21 and np.allclose(slow[::2], path)
     scaled, used = at_speed(path, 5.0, 0.25)
     assert used == pytest.approx(2.5) and used < 2.5 and np.abs(np.diff(scaled, axis=0)).max() <= 0.25
+    # a chunk that already steps 0.1 rad at 1x against a 0.05 limit: not sped up, and not slowed down for it
+    assert at_speed(path, 1.3, 0.05)[1] == 1.0
+    assert at_speed(path, 0.5, 0.01)[1] == 0.5
 
 
 def test_run_policy_accepts_speed_and_records_it(tmp_path, capsys):

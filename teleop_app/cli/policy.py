@@ -41,8 +41,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="async: real-time chunking — the next chunk continues the one executing (policies that "
                         "can: the built-in flow head; default on)")
     p.add_argument("--speed", type=float, default=1.0,
-                   help="execute chunks this many times faster than planned (e.g. 1.3), clipped so no joint "
-                        "steps more than the rig's safety.max_joint_step per tick (joint-target policies)")
+                   help="execute chunks this many times faster than planned (e.g. 1.3); a speed-up is clipped so it "
+                        "never steps a joint more than the rig's safety.max_joint_step per tick (joint-target "
+                        "policies)")
     p.add_argument("--ablate", action="append", choices=("task", "state"), default=None,
                    help="experiments: hide an input from the policy — task (a blank sentence) or state (zeroed "
                         "joints); repeat for both; recorded in the episode notes")
