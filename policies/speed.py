@@ -21,7 +21,8 @@ MARGIN = 1e-9  # relative: a clipped speed stays this far under the limit despit
 
 
 def time_scale(actions: np.ndarray, speed: float) -> np.ndarray:
-    """``actions`` ``[k, dim]`` (one per tick) resampled at ``speed`` times the pace: ``[floor((k−1)/speed)+1, dim]``."""
+    """``actions`` ``[k, dim]`` (one per tick) resampled at ``speed`` times the pace:
+    ``[floor((k − 1) / speed) + 1, dim]``."""
     if speed <= 0:
         raise ValueError("speed must be > 0")
     k = len(actions)
