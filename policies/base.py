@@ -5,6 +5,11 @@ the observation's tick (``actions[i]`` is meant for tick ``chunk.tick + i``).
 Actions are either absolute joint targets (gripper joint last, radians) or the
 7-dim end-effector step of :data:`drivers.types.EE_DELTA_DIM` (per control tick).
 Policies are called from the runner's worker thread, one call at a time.
+
+A runner may pass a :class:`Prefix`: the actions already committed for the
+ticks from the observation's tick on (real-time chunking). A policy that can
+continue them overrides :meth:`Policy.predict_continuing`; every other policy
+ignores the prefix.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import numpy as np
 
 from policies.observation import ActionKind, ActionStats, Observation
 
-__all__ = ["ActionChunk", "ActionKind", "Policy", "PolicyError", "PolicyInfo"]
+__all__ = ["ActionChunk", "ActionKind", "Policy", "PolicyError", "PolicyInfo", "Prefix"]
 
 
 class PolicyError(RuntimeError):
@@ -41,6 +46,7 @@ class PolicyInfo:
     name: str = ""
     normalization: str = "none"
     stats: ActionStats | None = None
+    continues: bool = False  # it answers a Prefix by continuing it (Policy.predict_continuing)
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,20 @@ class ActionChunk:
         return int(self.actions.shape[0]) if self.actions.ndim else 0
 
 
+@dataclass(frozen=True)
+class Prefix:
+    """Actions committed before the answer: ``actions[i]`` (robot units) is planned for the observation's
+    tick ``+ i``; the first ``hold`` of them will have run before the answer can arrive (the inference
+    delay in ticks), so a continuing policy answers exactly those and stays close to the rest."""
+
+    actions: np.ndarray  # [m, action_dim]
+    hold: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.hold <= len(self.actions):
+            raise ValueError(f"a prefix of {len(self.actions)} actions cannot hold {self.hold}")
+
+
 class Policy(abc.ABC):
     """Subclasses implement :meth:`predict`; :meth:`infer` stamps the answer with tick and times."""
 
@@ -76,7 +96,15 @@ class Policy(abc.ABC):
     def predict(self, observation: Observation) -> tuple[np.ndarray, Mapping[str, float]]:
         """Raw actions ``[k, action_dim]`` for ``observation`` and any timings the policy reports."""
 
-    def infer(self, observation: Observation) -> ActionChunk:
+    def predict_continuing(self, observation: Observation,
+                           prefix: Prefix) -> tuple[np.ndarray, Mapping[str, float]]:
+        """Like :meth:`predict`, continuing ``prefix``; policies that cannot ignore it."""
+        return self.predict(observation)
+
+    def infer(self, observation: Observation, prefix: Prefix | None = None) -> ActionChunk:
         t_request = time.monotonic()
-        actions, timing = self.predict(observation)
+        if prefix is None:
+            actions, timing = self.predict(observation)
+        else:
+            actions, timing = self.predict_continuing(observation, prefix)
         return ActionChunk(np.asarray(actions), observation.tick, t_request, time.monotonic(), dict(timing))

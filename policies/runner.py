@@ -12,6 +12,14 @@ kill switch with the reason (``policy: output has NaN in dim 3``) and never
 becomes an action. Whatever the runner returns still goes through the loop's
 safety filter.
 
+``speed`` (joint-target policies) executes each checked chunk faster or slower
+than the policy planned it (:mod:`policies.speed`), a speed-up clipped per
+chunk so it never steps a joint more than ``max_step`` per tick; the strategy only sees the
+time-scaled chunk. A request carries the strategy's :class:`~policies.base.Prefix`
+(real-time chunking), mapped back onto the policy's own timeline. ``ablate`` hides
+inputs from the policy for experiments (:data:`ABLATIONS`: ``task`` blanks the
+sentence, ``state`` zeroes the measured robot state it sees).
+
 Threads: :meth:`step`, :meth:`drop`, :meth:`pause`, :meth:`resume` run on the
 loop thread; the worker only hands over finished answers; :meth:`view` and
 :meth:`stats` may be called from any thread (the GUI polls them at ~30 Hz).
@@ -30,11 +38,13 @@ import numpy as np
 
 from drivers.base import Camera, Robot
 from drivers.types import Command, EEDeltaCommand, JointCommand, RobotState
-from policies.base import ActionChunk, ActionKind, Policy, PolicyError
-from policies.observation import ActionSpec, Capture, ObservationSource
+from policies.base import ActionChunk, ActionKind, Policy, PolicyError, Prefix
+from policies.observation import ActionSpec, Capture, Observation, ObservationSource
+from policies.speed import at_speed, time_scale
 from policies.strategies import OpenLoop, Plan, Strategy
 
 _LATENCIES = 4096
+ABLATIONS = ("task", "state")  # inputs a runner can hide from its policy
 
 
 @dataclass(frozen=True)
@@ -57,7 +67,8 @@ class RunnerView:
 
 class PolicyRunner:
     def __init__(self, policy: Policy, strategy: Strategy, spec: ActionSpec, observations: ObservationSource,
-                 *, timeout_s: float = 2.0) -> None:
+                 *, timeout_s: float = 2.0, speed: float = 1.0, max_step: float | None = None,
+                 ablate: tuple[str, ...] = ()) -> None:
         if policy.info.action_dim != spec.dim or policy.info.action_kind is not spec.kind:
             raise ValueError(f"the policy answers {policy.info.action_dim}-dim {policy.info.action_kind.value} "
                              f"actions, the spec expects {spec.dim}-dim {spec.kind.value}")
@@ -65,8 +76,20 @@ class PolicyRunner:
             raise ValueError(f"{policy.info.name or 'this policy'} answers one action at a time: use the open-loop "
                              f"strategy ({strategy.name} only uses actions for ticks that have not passed, and a "
                              "single action's tick has always passed when it arrives)")
+        if not speed > 0:
+            raise ValueError(f"speed {speed:g}: must be > 0 (1 runs chunks as planned)")
+        if speed != 1.0 and spec.kind is not ActionKind.JOINT:
+            raise ValueError("a speed other than 1 needs a policy of absolute joint targets "
+                             "(end-effector steps are not time-scaled)")
+        unknown = set(ablate) - set(ABLATIONS)
+        if unknown:
+            raise ValueError(f"cannot ablate {', '.join(sorted(unknown))} (known: {', '.join(ABLATIONS)})")
         self.policy = policy
         self.strategy = strategy
+        self.ablate = tuple(ablate)
+        self.speed = speed
+        self.max_step = max_step
+        self.speeds_used: list[float] = []  # the clipped speed of each chunk (bounded like the latencies)
         self.spec = spec
         self.observations = observations
         self.timeout_s = timeout_s
@@ -78,8 +101,8 @@ class PolicyRunner:
         self._generation = 0  # bumped by drop(): answers to older requests are discarded
         self._infer_lock = threading.Lock()  # one inference at a time, even when a stuck worker is replaced
         self._next_id = 0
-        # (id, capture, generation, t_submit): a request the worker has not taken yet
-        self._request: tuple[int, Capture, int, float] | None = None
+        # (id, capture, prefix, generation, t_submit): a request the worker has not taken yet
+        self._request: tuple[int, Capture, Prefix | None, int, float] | None = None
         self._in_flight: tuple[int, float, bool] | None = None  # (id, t_submit, timed out): requested, not answered
         self._ready: tuple[ActionChunk, float, float] | None = None  # a checked answer, t_submit, t_ready
         self._reset_policy = False
@@ -100,14 +123,16 @@ class PolicyRunner:
     def for_robot(cls, robot: Robot, cameras: Mapping[str, Camera], rate_hz: float, policy: Policy,
                   strategy: Strategy, task: str, *, spec: ActionSpec | None = None,
                   image_size: tuple[int, int] | None = (224, 224), camera_names: list[str] | None = None,
-                  timeout_s: float = 2.0) -> PolicyRunner:
+                  timeout_s: float = 2.0, speed: float = 1.0, max_step: float | None = None,
+                  ablate: tuple[str, ...] = ()) -> PolicyRunner:
         """A runner on these cameras; the spec defaults to the robot's bounds for the policy's action kind."""
         info = policy.info
         if spec is None:
             spec = ActionSpec.for_robot(robot, info.action_kind, rate_hz, normalization=info.normalization,
                                         stats=info.stats)
         source = ObservationSource(dict(cameras), task, image_size=image_size, camera_names=camera_names)
-        return cls(policy, strategy, spec, source, timeout_s=timeout_s)
+        return cls(policy, strategy, spec, source, timeout_s=timeout_s, speed=speed, max_step=max_step,
+                   ablate=ablate)
 
     # -- lifecycle (ControlLoop.start_policy / stop_policy call these) ---------------------------
     def start(self, on_fault: Callable[[str], None]) -> None:
@@ -164,7 +189,8 @@ class PolicyRunner:
             elif flight is None and self._request is None and self.strategy.wants_inference(tick):
                 t_submit = time.monotonic()
                 self._next_id += 1
-                self._request = (self._next_id, self.observations.capture(tick, t, state), self._generation, t_submit)
+                self._request = (self._next_id, self.observations.capture(tick, t, state),
+                                 self.strategy.prefix(tick), self._generation, t_submit)
                 self._in_flight = (self._next_id, t_submit, False)
                 self.requests += 1
                 self._wake.notify()
@@ -224,14 +250,15 @@ class PolicyRunner:
                     self._wake.wait()
                 if self._thread is not me:  # stopped, or replaced after a stop while this one was stuck
                     return
-                (req_id, capture, generation, t_submit), self._request = self._request, None
+                (req_id, capture, prefix, generation, t_submit), self._request = self._request, None
                 reset, self._reset_policy = self._reset_policy, False
             chunk, problem = None, None
             with self._infer_lock:
                 try:
                     if reset:
                         self.policy.reset()
-                    chunk, problem = self._check(self.policy.infer(self.observations.build(capture)), capture.tick)
+                    answer = self.policy.infer(self._observation(capture), self._policy_prefix(prefix))
+                    chunk, problem = self._check(answer, capture.tick)
                 except PolicyError as exc:
                     problem = str(exc)
                 except Exception as exc:  # any failure of the model or its code stops the robot
@@ -260,7 +287,31 @@ class PolicyRunner:
         if chunk.tick != tick:
             return None, f"answer is for tick {chunk.tick}, the observation was tick {tick}"
         actions, problem = self.spec.check(chunk.actions)
-        return (None, problem) if problem is not None else (dataclasses.replace(chunk, actions=actions), None)
+        if problem is not None:
+            return None, problem
+        if self.speed != 1.0:
+            actions, used = at_speed(actions, self.speed, self.max_step)
+            with self._lock:
+                self.speeds_used = [*self.speeds_used[-(_LATENCIES - 1):], used]
+        return dataclasses.replace(chunk, actions=actions), None
+
+    def _observation(self, capture: Capture) -> Observation:
+        obs = self.observations.build(capture)
+        if "task" in self.ablate:
+            obs = dataclasses.replace(obs, task="")
+        if "state" in self.ablate:
+            s = obs.state
+            obs = dataclasses.replace(obs, state=dataclasses.replace(
+                s, joint_pos=np.zeros_like(s.joint_pos), joint_vel=np.zeros_like(s.joint_vel), gripper=0.0,
+                ee_pos=np.zeros_like(s.ee_pos)))
+        return obs
+
+    def _policy_prefix(self, prefix: Prefix | None) -> Prefix | None:
+        """The strategy's prefix (per control tick) on the policy's timeline: slower by ``speed``."""
+        if prefix is None or self.speed == 1.0:
+            return prefix
+        actions = time_scale(prefix.actions, 1.0 / self.speed)
+        return Prefix(actions, min(len(actions), int(np.ceil(prefix.hold * self.speed))))
 
     def _note_latency(self, latency: float, delay_ticks: int) -> None:
         i = self._n_latency % _LATENCIES
@@ -308,5 +359,8 @@ class PolicyRunner:
                 "latency_ms": self._latency_ms(),
                 "delay_ticks": {"p50": float(np.percentile(delays, 50)) if n else None,
                                 "max": int(delays.max()) if n else None},
+                "speed": {"asked": self.speed,
+                          "min_used": min(self.speeds_used) if self.speeds_used else None,
+                          "mean_used": float(np.mean(self.speeds_used)) if self.speeds_used else None},
                 "error": self.error,
             }

@@ -21,6 +21,10 @@ while the model was thinking:
     asks for the next chunk when fewer than ``threshold`` planned actions remain;
     chunks are aligned by tick, actions whose tick has passed are dropped and the
     overlap is blended (``latest`` replaces, ``weighted`` keeps ``old_weight`` of the old).
+    With ``rtc`` (real-time chunking) every request carries a :class:`~policies.base.Prefix`:
+    the actions still planned from the request's tick on, ``hold`` = the inference delay in
+    ticks (the largest of the last few measured), which a continuing policy (the built-in
+    flow head) answers exactly and continues smoothly; other policies ignore it.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from policies.base import ActionChunk
+from policies.base import ActionChunk, Prefix
 
 STRATEGIES = ("open-loop", "ensemble", "async")
 BLENDS = ("latest", "weighted")
@@ -93,6 +97,10 @@ class Strategy(abc.ABC):
             order = (np.arange(self._n_hist - n, self._n_hist)) % self.history
             ex_t, ex = self._hist_ticks[order], self._hist[order]
         return Plan(ticks, actions, self.current, self.previous, ex_t, ex)
+
+    def prefix(self, tick: int) -> Prefix | None:
+        """What a request sent at ``tick`` should continue (real-time chunking); None: nothing."""
+        return None
 
     @abc.abstractmethod
     def wants_inference(self, tick: int) -> bool: ...
@@ -205,7 +213,10 @@ class AsyncChunks(Strategy):
 
     name = "async"
 
-    def __init__(self, threshold: int, blend: str = "latest", old_weight: float = 0.3, history: int = 1000) -> None:
+    DELAYS = 5  # answers whose delay sets the hold of the next prefix
+
+    def __init__(self, threshold: int, blend: str = "latest", old_weight: float = 0.3, history: int = 1000,
+                 rtc: bool = False) -> None:
         if threshold < 1:
             raise ValueError("threshold must be at least 1")
         if blend not in BLENDS:
@@ -215,6 +226,8 @@ class AsyncChunks(Strategy):
         self.threshold = threshold
         self.blend = blend
         self.old_weight = old_weight
+        self.rtc = rtc
+        self._delays: list[int] = []  # ticks from observation to arrival of the last DELAYS answers
         super().__init__(history)
 
     def _clear(self) -> None:
@@ -226,7 +239,18 @@ class AsyncChunks(Strategy):
     def wants_inference(self, tick: int) -> bool:
         return self.remaining(tick) < self.threshold
 
+    def prefix(self, tick: int) -> Prefix | None:
+        if not self.rtc:
+            return None
+        planned = []
+        while tick + len(planned) in self._queue:
+            planned.append(self._queue[tick + len(planned)])
+        if not planned:
+            return None
+        return Prefix(np.asarray(planned), min(max(self._delays, default=0), len(planned)))
+
     def _accept(self, chunk: ActionChunk, tick: int) -> None:
+        self._delays = [*self._delays[-(self.DELAYS - 1):], tick - chunk.tick]
         w = self.old_weight if self.blend == "weighted" else 0.0
         for i, action in enumerate(chunk.actions):
             t = chunk.tick + i
@@ -253,9 +277,10 @@ class AsyncChunks(Strategy):
 
 
 def make_strategy(name: str, chunk_length: int | None, *, replan_every: int | None = None, k: float = 0.01,
-                  threshold: int | None = None, blend: str = "latest", old_weight: float = 0.3) -> Strategy:
+                  threshold: int | None = None, blend: str = "latest", old_weight: float = 0.3,
+                  rtc: bool = False) -> Strategy:
     """A strategy by its CLI name. Defaults follow the chunk length: open-loop runs whole chunks,
-    async asks for the next chunk when half of one is left."""
+    async asks for the next chunk when half of one is left; ``rtc`` only applies to async."""
     half = max(1, (chunk_length or 2) // 2)
     if name == "open-loop":
         return OpenLoop(replan_every or chunk_length or 1)
@@ -264,5 +289,5 @@ def make_strategy(name: str, chunk_length: int | None, *, replan_every: int | No
             raise ValueError("the ensemble weight k must be finite")
         return TemporalEnsemble(k)
     if name == "async":
-        return AsyncChunks(threshold or half, blend, old_weight)
+        return AsyncChunks(threshold or half, blend, old_weight, rtc=rtc)
     raise ValueError(f"unknown strategy {name!r} (known: {', '.join(STRATEGIES)})")

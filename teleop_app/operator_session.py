@@ -435,10 +435,10 @@ class OperatorSession:
             self.check_can_start_rollout(options)
             self.rig.robot.set_task(self.task)
             policy, load = self.policy, self.load_options
-            strategy = options.strategy.build(policy.info.chunk_length)
+            strategy = options.strategy.build(policy.info.chunk_length, policy.info.continues)
             try:
                 runner = runner_for(self.rig, policy, strategy, self.task, timeout_s=load.timeout_s,
-                                    image_size=options.image_size)
+                                    image_size=options.image_size, speed=options.speed, ablate=options.ablate)
             except (ValueError, KeyError) as exc:
                 raise OperatorError(one_line(exc)) from exc
             if options.reset_scene and self.rig.robot.can_reset_scene:
@@ -452,9 +452,9 @@ class OperatorSession:
             except (ValueError, RuntimeError) as exc:  # InvalidTransition is a RuntimeError
                 raise OperatorError(one_line(exc)) from exc
             run = Run(RunKind.ROLLOUT, policy.info.name or load.spec, rules or EndRules(),
-                      notes=f"policy {load.spec}, strategy {options.strategy.describe()}",
+                      notes=f"policy {load.spec}, {options.describe(policy.info.continues)}",
                       takeovers_before=takeovers_before, runner=runner,
-                      strategy=options.strategy.describe(), takeover=options.takeover)
+                      strategy=options.strategy.describe(policy.info.continues), takeover=options.takeover)
             self.run = run
             if options.record:
                 try:

@@ -27,43 +27,56 @@ class StrategyOptions:
     k: float = 0.01  # ensemble: weight decay exp(-k*i), i = 0 the oldest
     threshold: int | None = None  # async: ask for the next chunk below this many planned actions
     blend: str = "latest"  # async: "latest" or "weighted"
+    rtc: bool = True  # async: real-time chunking for policies that continue a prefix (the flow head)
 
-    def build(self, chunk_length: int | None) -> Strategy:
+    def build(self, chunk_length: int | None, continues: bool = False) -> Strategy:
+        """The strategy for a policy answering ``chunk_length`` actions; ``continues``: it takes a prefix."""
         if self.name not in STRATEGIES:
             raise OperatorError(f"unknown strategy {self.name!r} (known: {', '.join(STRATEGIES)})")
         if self.blend not in BLENDS:
             raise OperatorError(f"unknown blend {self.blend!r} (known: {', '.join(BLENDS)})")
         try:
             return make_strategy(self.name, chunk_length, replan_every=self.replan_every, k=self.k,
-                                 threshold=self.threshold, blend=self.blend)
+                                 threshold=self.threshold, blend=self.blend, rtc=self.rtc and continues)
         except ValueError as exc:
             raise OperatorError(one_line(exc)) from exc
 
-    def describe(self) -> str:
+    def describe(self, continues: bool = False) -> str:
         if self.name == "open-loop":
             return f"open-loop, re-plan every {self.replan_every or 'chunk'}"
         if self.name == "ensemble":
             return f"temporal ensemble, k={self.k:g}"
-        return f"async, threshold {self.threshold or 'half a chunk'}, {self.blend} blend"
+        rtc = ", real-time chunking" if self.rtc and continues else ""
+        return f"async, threshold {self.threshold or 'half a chunk'}, {self.blend} blend{rtc}"
 
 
 @dataclass(frozen=True)
 class RolloutOptions:
-    """One rollout: strategy, takeover (None: only the Take over button), recording."""
+    """One rollout: strategy, takeover (None: only the Take over button), recording, execution speed."""
 
     strategy: StrategyOptions = StrategyOptions()
     takeover: TakeoverConfig | None = TakeoverConfig()
     record: bool = False  # record the rollout as an episode in the session's dataset folder
     reset_scene: bool = False  # a sim puts the arm home and the cube somewhere new first
     image_size: int = 224  # square size camera images are padded and resized to for the policy
+    speed: float = 1.0  # chunks run this many times faster than planned, within the rig's step limit
+    ablate: tuple[str, ...] = ()  # inputs hidden from the policy (policies.runner.ABLATIONS), for experiments
+
+    def describe(self, continues: bool = False) -> str:
+        """How the rollout runs, for its episode's notes: ``strategy …``, the speed if not 1, any ablation."""
+        speed = f", speed {self.speed:g}x" if self.speed != 1.0 else ""
+        ablate = f", ablated: {' and '.join(self.ablate)}" if self.ablate else ""
+        return f"strategy {self.strategy.describe(continues)}{speed}{ablate}"
 
 
 def runner_for(rig: Rig, policy: Policy, strategy: Strategy, task: str, *, timeout_s: float = 2.0,
-               image_size: int | None = 224) -> PolicyRunner:
-    """A runner of ``policy`` on ``rig``'s robot and cameras, giving it ``task`` as its instruction."""
+               image_size: int | None = 224, speed: float = 1.0, ablate: tuple[str, ...] = ()) -> PolicyRunner:
+    """A runner of ``policy`` on ``rig``'s robot and cameras, giving it ``task`` as its instruction;
+    at ``speed`` within the rig's ``safety.max_joint_step``, hiding the ``ablate`` inputs."""
     size = None if image_size is None else (image_size, image_size)
     return PolicyRunner.for_robot(rig.robot, rig.cameras, rig.config.rate_hz, policy, strategy, task,
-                                  timeout_s=timeout_s, image_size=size)
+                                  timeout_s=timeout_s, image_size=size, speed=speed,
+                                  max_step=rig.config.safety.max_joint_step, ablate=ablate)
 
 
 def dim_names(info: PolicyInfo, joint_names: list[str] | tuple[str, ...]) -> tuple[str, ...]:

@@ -6,10 +6,12 @@ import time
 import numpy as np
 import pytest
 
-from drivers.types import InputState
+from drivers.types import InputState, RobotState
 from policies.runner import PolicyRunner
 from policies.strategies import make_strategy
 from policy_helpers import Hand, HoldPolicy, add_input  # tests/ is on sys.path
+from runner_drive import RampPolicy, drive
+from runner_drive import runner as ramp_runner
 from recordings.reader import Episode
 from recordings.recorder import Recorder
 from drivers.types import SafetyFlag
@@ -292,3 +294,17 @@ def test_takeover_detector_for_a_leader_arm_buttons_and_gripper():
     assert det.moving(leader([0.09, 0.5], 0.2, buttons=["t"]), now=1.3) == "button 't' on leader"
     assert det.moving(InputState(device="leader", t_host=0.0, connected=False, ee_twist=np.ones(6)), 1.4) is None
     assert det.moving(InputState(device="sm", t_host=0.0, ee_twist=np.full(6, np.nan)), 1.5) is None
+
+
+@pytest.mark.parametrize("ablate", [(), ("task",), ("state",), ("task", "state")])
+def test_ablations_hide_the_task_or_the_state_from_the_policy(ablate):
+    policy = RampPolicy(chunk=10)
+    state = RobotState(t_host=0.0, joint_pos=np.full(6, 0.3), joint_vel=np.full(6, 0.1), gripper=0.7,
+                       ee_pos=np.full(3, 0.2))
+    drive(ramp_runner(policy, make_strategy("open-loop", 10), ablate=ablate), 3, state)
+    seen = policy.observations[0]
+    assert seen.task == ("" if "task" in ablate else "task")
+    hidden = "state" in ablate
+    np.testing.assert_array_equal(seen.state.joint_pos, np.zeros(6) if hidden else state.joint_pos)
+    assert seen.state.gripper == (0.0 if hidden else 0.7)
+    np.testing.assert_array_equal(seen.state.ee_pos, np.zeros(3) if hidden else state.ee_pos)

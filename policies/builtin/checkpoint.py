@@ -3,7 +3,15 @@
 A checkpoint is ``torch.save`` of a plain dict (loaded with
 ``weights_only=True``: no pickled code runs on load): format and app version,
 the network configuration (cameras, image size, joints, chunk, task
-vocabulary), normalization statistics, the weights and what it was trained on.
+vocabulary, head), normalization statistics, the weights and what it was trained on.
+Checkpoints written before the flow head existed load unchanged (a setting
+they lack takes its default).
+
+The flow head continues a committed chunk when the runner passes a
+:class:`~policies.base.Prefix` (real-time chunking): its sampler is guided
+toward the prefix (:mod:`.flow`), then the first ``hold`` per-tick actions are
+set to the prefix exactly and the rest of the overlap is blended with weights
+falling linearly from 1 to 0 (:func:`overlap_weights`), so the seam is continuous.
 """
 
 from __future__ import annotations
@@ -17,7 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from policies.base import ActionKind, Policy, PolicyError, PolicyInfo
+from policies.base import ActionKind, Policy, PolicyError, PolicyInfo, Prefix
+from policies.builtin.flow import Guidance
 from policies.builtin.model import BuiltinConfig, BuiltinNet, Normalization, decode_targets, encode_task
 from policies.loading import PolicyLoadError
 from policies.observation import Observation, resize_with_pad
@@ -60,12 +69,13 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     return data
 
 
-def load(path: Path, *, threads: int = 1, device: str = "cpu") -> BuiltinPolicy:
+def load(path: Path, *, threads: int = 1, device: str = "cpu", seed: int | None = None) -> BuiltinPolicy:
     """The policy in checkpoint ``path`` (the ``.pt`` loader of :mod:`policies.loading`).
 
     ``threads``: torch threads for inference. One by default: the policy shares
     the app process with the control loop, the recorder and the GUI.
     ``device``: ``"cpu"`` or ``"cuda"`` (``teleop-app serve --device`` on a GPU box).
+    ``seed``: the flow head's noise restarts from this seed at every reset (None: fresh noise).
     """
     if device not in ("cpu", "cuda"):
         raise PolicyLoadError(f"device {device!r}: the built-in policy runs on cpu or cuda")
@@ -75,7 +85,7 @@ def load(path: Path, *, threads: int = 1, device: str = "cpu") -> BuiltinPolicy:
     try:
         config = BuiltinConfig.from_dict(data["config"])
         norm = Normalization.from_dict(data["normalization"])
-        policy = BuiltinPolicy(config, norm, data["state_dict"], name=Path(path).name, device=device)
+        policy = BuiltinPolicy(config, norm, data["state_dict"], name=Path(path).name, device=device, seed=seed)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise PolicyLoadError(f"{Path(path).name}: damaged built-in policy checkpoint ({exc})") from None
     torch.set_num_threads(threads)
@@ -86,17 +96,37 @@ class BuiltinPolicy(Policy):
     """Answers absolute joint targets for ``config.chunk_length`` ticks, interpolated from the predicted ones."""
 
     def __init__(self, config: BuiltinConfig, norm: Normalization, state_dict: Mapping[str, torch.Tensor],
-                 name: str = "builtin", device: str = "cpu") -> None:
+                 name: str = "builtin", device: str = "cpu", seed: int | None = None) -> None:
         self.config = config
         self.norm = norm
         self.device = torch.device(device)
         self.net = BuiltinNet(config)
         self.net.load_state_dict(state_dict)
         self.net.to(self.device).eval()
-        self.info = PolicyInfo(ActionKind.JOINT, config.dim, config.chunk_length, name=name)
+        self.info = PolicyInfo(ActionKind.JOINT, config.dim, config.chunk_length, name=name,
+                               continues=config.head == "flow")
         self._words: dict[str, torch.Tensor] = {}
+        self.seed = seed
+        self._noise = torch.Generator()
+        self.reset()
+
+    def reset(self) -> None:
+        if self.seed is None:
+            self._noise.seed()
+        else:
+            self._noise.manual_seed(self.seed)
 
     def predict(self, observation: Observation) -> tuple[np.ndarray, dict[str, float]]:
+        return self._predict(observation, None)
+
+    def predict_continuing(self, observation: Observation, prefix: Prefix) -> tuple[np.ndarray, dict[str, float]]:
+        if self.config.head != "flow":
+            return self._predict(observation, None)
+        if prefix.actions.ndim != 2 or prefix.actions.shape[1] != self.config.dim:
+            raise PolicyError(f"a prefix of shape {prefix.actions.shape} does not fit {self.config.dim} joints")
+        return self._predict(observation, prefix)
+
+    def _predict(self, observation: Observation, prefix: Prefix | None) -> tuple[np.ndarray, dict[str, float]]:
         cfg = self.config
         t0 = time.perf_counter()
         q = np.asarray(observation.state.joint_pos, dtype=np.float64)
@@ -113,19 +143,52 @@ class BuiltinPolicy(Policy):
         if words is None:
             words = self._words[observation.task] = torch.from_numpy(encode_task(observation.task, cfg.vocab)[None])
         state = torch.from_numpy(self.norm.state(q).astype(np.float32)[None])
-        with torch.inference_mode():
-            dev = self.device
-            out = self.net(torch.from_numpy(images[None]).to(dev), state.to(dev), words.to(dev)).cpu().numpy()
+        dev = self.device
+        noise = (torch.randn(1, cfg.steps * cfg.dim, generator=self._noise).to(dev) if cfg.head == "flow" else None)
+        guidance, weights = (None, None) if prefix is None else self._guidance(prefix)
+        # guided: no_grad, not inference_mode, because the sampler differentiates through the flow head
+        with torch.inference_mode() if guidance is None else torch.no_grad():
+            out = self.net(torch.from_numpy(images[None]).to(dev), state.to(dev), words.to(dev),
+                           noise=noise, guidance=guidance).cpu().numpy()
         # Far from the demonstrations a regression can point past anything demonstrated (and out of the
         # runner's spec, which stops the robot): keep to the demonstrated range instead.
         targets = np.clip(decode_targets(out, cfg, self.norm)[0], self.norm.target_min, self.norm.target_max)
-        return interpolate(targets, cfg.stride), {"infer_ms": (time.perf_counter() - t0) * 1e3}
+        actions = interpolate(targets, cfg.stride)
+        if prefix is not None:
+            m = len(weights)
+            w = weights[:, None]
+            actions[:m] = w * prefix.actions[:m] + (1.0 - w) * actions[:m]
+        return actions, {"infer_ms": (time.perf_counter() - t0) * 1e3}
+
+    def _guidance(self, prefix: Prefix) -> tuple[Guidance, np.ndarray]:
+        """The sampler's guidance toward ``prefix`` (in step space) and the per-tick blend weights."""
+        cfg = self.config
+        committed = np.asarray(prefix.actions, np.float64)[: cfg.chunk_length]
+        m = len(committed)
+        weights = overlap_weights(m, min(prefix.hold, m))
+        at = np.arange(cfg.steps) * cfg.stride  # the tick of each predicted target
+        inside = at < m
+        y = np.zeros((cfg.steps, cfg.dim))
+        y[inside] = committed[at[inside]]
+        w = np.zeros((cfg.steps, cfg.dim))
+        w[inside] = weights[at[inside], None]
+        target = torch.from_numpy(self.norm.targets(y).astype(np.float32).reshape(1, -1))
+        return Guidance(target, torch.from_numpy(w.astype(np.float32).reshape(1, -1))), weights
 
     def _image(self, image: np.ndarray) -> np.ndarray:
         size = self.config.image_size
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise PolicyError(f"camera images must be HxWx3 uint8, got {image.dtype} {image.shape}")
         return np.ascontiguousarray(resize_with_pad(image, size, size).transpose(2, 0, 1))
+
+
+def overlap_weights(committed: int, hold: int) -> np.ndarray:
+    """Per-tick weights of the committed actions in a continuation: 1 on the first ``hold``, then falling
+    linearly to 0 at ``committed`` (the end of the committed overlap)."""
+    j = np.arange(committed)
+    weights = np.clip((committed - j) / (committed - hold + 1), 0.0, 1.0)
+    weights[:hold] = 1.0
+    return weights
 
 
 def interpolate(targets: np.ndarray, stride: int) -> np.ndarray:

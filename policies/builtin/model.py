@@ -18,7 +18,11 @@ Heads: ``continuous`` regresses the standardized targets (L1 loss); ``binned``
 classifies each target into one of ``bins`` uniform bins between the data's
 1st and 99th percentile of that step and joint (cross-entropy), RT-2 style, with
 :class:`policies.tokenizer.ActionTokenizer` doing the binning; it answers bin
-centres (see :func:`decode_targets`).
+centres (see :func:`decode_targets`); ``flow`` is a flow-matching head (π0
+style, :mod:`policies.builtin.flow`) over the standardized targets: it samples a
+chunk from noise in ``flow_steps`` Euler steps, so it can represent several ways
+of doing the same thing instead of their average, and it can be guided to
+continue a committed chunk (real-time chunking).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from policies.builtin.flow import FlowHead, Guidance, sample
 from policies.builtin.options import HEADS
 from policies.tokenizer import ActionTokenizer
 
@@ -54,6 +59,7 @@ class BuiltinConfig:
     stride: int = 5  # control ticks between predicted targets
     head: str = "continuous"
     bins: int = 256
+    flow_steps: int = 10  # Euler steps of the flow head's sampler
     channels: int = 16  # first conv layer; deeper layers use twice as many
     keypoints: int = 32  # spatial-softmax keypoints per camera
     hidden: int = 256
@@ -65,8 +71,8 @@ class BuiltinConfig:
             raise ValueError(f"unknown head {self.head!r} (known: {', '.join(HEADS)})")
         if not self.cameras:
             raise ValueError("the built-in policy needs at least one camera")
-        if self.steps < 2 or self.stride < 1 or self.image_size < 16:
-            raise ValueError("steps must be >= 2, stride >= 1 and image_size >= 16")
+        if self.steps < 2 or self.stride < 1 or self.image_size < 16 or self.flow_steps < 1:
+            raise ValueError("steps must be >= 2, stride >= 1, image_size >= 16 and flow_steps >= 1")
 
     @property
     def dim(self) -> int:
@@ -161,7 +167,7 @@ def decode_targets(out: np.ndarray, config: BuiltinConfig, norm: Normalization) 
     "keep going" probability over many bins and a single bin of "stay" can be the
     most likely one, which stalled the arm above the cube in rollouts.
     """
-    if config.head == "continuous":
+    if config.head in ("continuous", "flow"):
         return norm.untargets(out)
     logits = np.asarray(out, dtype=np.float64)
     p = np.exp(logits - logits.max(axis=-1, keepdims=True))
@@ -222,21 +228,38 @@ class BuiltinNet(nn.Module):
         slots = config.steps * config.dim
         if config.head == "continuous":
             self.head = nn.Linear(h, slots)
+        elif config.head == "flow":
+            self.head = FlowHead(h, slots)
         else:
             # Each (step, joint) slot gets its own small feature vector, one classifier shared by all
             # slots turns it into bin logits: far fewer weights than a linear layer to slots * bins logits.
             self.head = nn.Sequential(nn.Linear(h, slots * SLOT_DIM), nn.Unflatten(1, (slots, SLOT_DIM)),
                                       nn.ReLU(inplace=True), nn.Linear(SLOT_DIM, config.bins))
 
-    def forward(self, images: torch.Tensor, state: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
-        """``images`` ``[B, cameras, 3, S, S]`` uint8 or floats in [0, 1]; ``state`` standardized ``[B, dim]``
-        (the gripper joint, last, is not used: see the module doc);
-        ``words`` ``[B, L]`` word ids. Returns standardized targets ``[B, steps, dim]`` (continuous) or
-        logits ``[B, steps * dim, bins]`` (binned)."""
+    def features(self, images: torch.Tensor, state: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
+        """The fused observation features ``[B, hidden]`` the head reads (arguments as :meth:`forward`)."""
         if images.dtype == torch.uint8:
             images = images.float() / 255.0
         feats = [enc(images[:, i]) for i, enc in enumerate(self.encoders)]
-        x = self.trunk(torch.cat([*feats, state[:, :-1], self.task(words)], dim=1))
-        if self.config.head == "continuous":
-            return self.head(x).reshape(-1, self.config.steps, self.config.dim)
+        return self.trunk(torch.cat([*feats, state[:, :-1], self.task(words)], dim=1))
+
+    def forward(self, images: torch.Tensor, state: torch.Tensor, words: torch.Tensor,
+                noise: torch.Tensor | None = None, guidance: Guidance | None = None,
+                noisy: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """``images`` ``[B, cameras, 3, S, S]`` uint8 or floats in [0, 1]; ``state`` standardized ``[B, dim]``
+        (the gripper joint, last, is not used: see the module doc);
+        ``words`` ``[B, L]`` word ids. Returns standardized targets ``[B, steps, dim]`` (continuous, flow) or
+        logits ``[B, steps * dim, bins]`` (binned). The flow head samples from ``noise`` ``[B, steps * dim]``
+        (None: drawn from torch's global generator), guided by ``guidance`` if given; in training it is
+        given ``noisy`` = ``(x_τ [B, steps * dim], τ [B])`` and returns the predicted velocity instead."""
+        x = self.features(images, state, words)
+        cfg = self.config
+        if cfg.head == "continuous":
+            return self.head(x).reshape(-1, cfg.steps, cfg.dim)
+        if cfg.head == "flow":
+            if noisy is not None:
+                return self.head.velocity(x, *noisy)
+            if noise is None:
+                noise = torch.randn(x.shape[0], cfg.steps * cfg.dim, device=x.device)
+            return sample(self.head, x, noise.to(x), cfg.flow_steps, guidance).reshape(-1, cfg.steps, cfg.dim)
         return self.head(x)

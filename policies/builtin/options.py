@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-HEADS = ("continuous", "binned")
+HEADS = ("continuous", "binned", "flow")
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ class TrainOptions:
     shift: int = 4  # pixels of random image shift
     state_noise: float = 0.02  # rad, std of the noise added to the measured joints
     label_sigma: float = 2.0  # bins, spread of the binned head's labels
+    flow_steps: int = 10  # Euler steps the flow head samples with (stored in the checkpoint)
     channels: int = 16
     threads: int = 2
     device: str = "cpu"  # or "cuda"; under torchrun each process takes the GPU of its LOCAL_RANK
@@ -35,6 +36,6 @@ class TrainOptions:
         small = [name for name, value, least in (
             ("epochs", self.epochs, 1), ("batch size", self.batch_size, 1), ("image size", self.image_size, 16),
             ("steps", self.steps, 2), ("stride", self.stride, 1), ("sample spacing", self.sample_every, 1),
-            ("threads", self.threads, 1)) if value < least]
+            ("threads", self.threads, 1), ("flow steps", self.flow_steps, 1)) if value < least]
         if small:
             raise ValueError(f"training settings too small: {', '.join(small)}")

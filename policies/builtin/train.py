@@ -33,6 +33,7 @@ from policies.builtin import distributed
 
 from policies.builtin.checkpoint import save_checkpoint
 from policies.builtin.dataset import Demos, ProgressFn, load_demos
+from policies.builtin.flow import noisy
 from policies.builtin.model import BuiltinConfig, BuiltinNet, Normalization, decode_targets
 from policies.builtin.options import TrainOptions
 
@@ -83,7 +84,8 @@ def _train(folder: Path, out: Path, options: TrainOptions, world: distributed.Wo
                        progress=on_load)
     config = BuiltinConfig(cameras=demos.cameras, joint_names=demos.joint_names, rate_hz=demos.rate_hz,
                            image_size=options.image_size, steps=options.steps, stride=options.stride,
-                           head=options.head, channels=options.channels, vocab=demos.vocab)
+                           head=options.head, flow_steps=options.flow_steps, channels=options.channels,
+                           vocab=demos.vocab)
     norm = Normalization.of(demos.state, demos.targets)
     # each process its own augmentation stream; one process keeps the single-process stream
     batches = _Batches(demos, config, norm, options,
@@ -103,7 +105,7 @@ def _train(folder: Path, out: Path, options: TrainOptions, world: distributed.Wo
     t_train = time.monotonic()
     with torch.no_grad():
         first = batches.batch(np.arange(min(len(demos), 256)), False)
-        result.initial_loss = float(_loss(net, config, *(t.to(device) for t in first)))
+        result.initial_loss = float(_loss(net, config, *(t.to(device) for t in first), gen=batches.gen))
     for epoch in range(options.epochs):
         model.train()
         if sampler is None:
@@ -113,7 +115,7 @@ def _train(folder: Path, out: Path, options: TrainOptions, world: distributed.Wo
             order = np.fromiter(sampler, dtype=np.int64)
         losses = []
         for idx in np.array_split(order, per_epoch):
-            loss = _loss(model, config, *(t.to(device) for t in batches.batch(idx, True)))
+            loss = _loss(model, config, *(t.to(device) for t in batches.batch(idx, True)), gen=batches.gen)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -149,7 +151,7 @@ class _Batches:
         self.noise = torch.from_numpy((options.state_noise / norm.state_std).astype(np.float32))
         self.words = torch.from_numpy(demos.words)
         self.soft: torch.Tensor | None = None
-        if config.head == "continuous":
+        if config.head in ("continuous", "flow"):
             self.target = torch.from_numpy(norm.targets(demos.targets).astype(np.float32))
         else:
             tokens = norm.tokenizer(config.bins).tokenize(demos.targets.reshape(len(demos), -1))
@@ -197,7 +199,11 @@ def random_shift(images: torch.Tensor, pad: int, gen: torch.Generator) -> torch.
 
 
 def _loss(net: BuiltinNet, config: BuiltinConfig, images: torch.Tensor, state: torch.Tensor, words: torch.Tensor,
-          target: torch.Tensor) -> torch.Tensor:
+          target: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
+    """L1 (continuous), cross-entropy (binned) or the flow-matching loss (flow: noise and time from ``gen``)."""
+    if config.head == "flow":
+        x, tau, velocity = noisy(target.reshape(len(target), -1), gen)
+        return F.mse_loss(net(images, state, words, noisy=(x, tau)), velocity)
     out = net(images, state, words)
     if config.head == "continuous":
         return F.l1_loss(out, target)

@@ -37,6 +37,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="async: ask for the next chunk below this many planned actions (default: half a chunk)")
     p.add_argument("--blend", choices=BLENDS, default="latest", help="async: how overlapping chunks combine")
     p.add_argument("--ensemble-k", type=float, default=0.01, help="ensemble: weight decay exp(-k*i), i=0 oldest")
+    p.add_argument("--rtc", action=argparse.BooleanOptionalAction, default=True,
+                   help="async: real-time chunking — the next chunk continues the one executing (policies that "
+                        "can: the built-in flow head; default on)")
+    p.add_argument("--speed", type=float, default=1.0,
+                   help="execute chunks this many times faster than planned (e.g. 1.3); a speed-up is clipped so it "
+                        "never steps a joint more than the rig's safety.max_joint_step per tick (joint-target "
+                        "policies)")
+    p.add_argument("--ablate", action="append", choices=("task", "state"), default=None,
+                   help="experiments: hide an input from the policy — task (a blank sentence) or state (zeroed "
+                        "joints); repeat for both; recorded in the episode notes")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds an answer may take before the robot stops")
     p.add_argument("--image-size", type=int, default=224, help="square size images are padded and resized to")
     p.add_argument("--action-kind", choices=("joint", "ee_delta"), default=None,
@@ -129,17 +139,18 @@ def _run_policy(args: argparse.Namespace) -> int:
 
     if not args.headless:
         raise ValueError("run-policy has no window: add --headless (the desktop app is `teleop-app gui`)")
-    if args.episodes < 1 or args.seconds <= 0 or args.timeout <= 0:
-        raise ValueError("--episodes must be ≥ 1, --seconds and --timeout > 0")
+    if args.episodes < 1 or args.seconds <= 0 or args.timeout <= 0 or not args.speed > 0:
+        raise ValueError("--episodes must be ≥ 1, --seconds, --timeout and --speed > 0")
     rig = rig_from_args(args)
     takeover = _takeover(args, rig)
     args.out.mkdir(parents=True, exist_ok=True)
     session = OperatorSession(rig, args.out, task=args.task, operator=args.operator)
     strategy = StrategyOptions(name=args.strategy, replan_every=args.replan_every, k=args.ensemble_k,
-                               threshold=args.threshold, blend=args.blend)
+                               threshold=args.threshold, blend=args.blend, rtc=args.rtc)
     plan = BatchPlan(args.episodes, EndRules(after_success_s=args.after_success, time_limit_s=args.seconds),
                      seed=args.seed, rollout=RolloutOptions(strategy=strategy, takeover=takeover, record=True,
-                                                            image_size=args.image_size))
+                                                            image_size=args.image_size, speed=args.speed,
+                                                            ablate=tuple(args.ablate or ())))
     progress = Progress("run-policy")
     try:
         session.load_policy(load_options(args))  # before the loop starts: a checkpoint brings torch

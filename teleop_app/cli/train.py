@@ -32,7 +32,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="checkpoint file to write (.pt)")
     p.add_argument("--epochs", type=int, default=d.epochs, help=f"passes over the samples (default {d.epochs})")
     p.add_argument("--head", choices=HEADS, default=d.head,
-                   help="continuous (L1) or binned (cross-entropy over 256 bins per joint and step)")
+                   help="continuous (L1), binned (cross-entropy over 256 bins per joint and step) or flow "
+                        "(flow matching, sampled in --flow-steps Euler steps; continues chunks under async)")
+    p.add_argument("--flow-steps", type=int, default=d.flow_steps,
+                   help=f"flow head: Euler steps per sample (default {d.flow_steps}; inference cost grows with it)")
     p.add_argument("--include-failures", action="store_true",
                    help="also train on episodes not labelled success (default: successful ones only)")
     p.add_argument("--seed", type=int, default=d.seed)
@@ -63,7 +66,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.out.suffix.lower() != ".pt":
         raise ValueError(f"--out {args.out}: checkpoints of the built-in policy end in .pt (that is how "
                          "run-policy finds their loader)")
-    options = TrainOptions(epochs=args.epochs, head=args.head, include_failures=args.include_failures,
+    options = TrainOptions(epochs=args.epochs, head=args.head, flow_steps=args.flow_steps,
+                           include_failures=args.include_failures,
                            seed=args.seed, image_size=args.image_size, batch_size=args.batch_size,
                            threads=args.threads, device=args.device)
     main = distributed.from_env().is_main
