@@ -106,10 +106,14 @@ def rig_args(rig: str | None) -> list[str]:
     return [] if rig is None else ["--rig", rig]
 
 
-def collect(folder: Path, n: int, seed: int, seconds: float, rig: str | None) -> dict:
+def task_args(tasks: list[str]) -> list[str]:
+    return [a for task in tasks for a in ("--task", task)]
+
+
+def collect(folder: Path, n: int, seed: int, seconds: float, rig: str | None, tasks: list[str]) -> dict:
     t0 = time.monotonic()
     proc = cli("collect", "--headless", "--input", "scripted", "--episodes", str(n), "--seconds", f"{seconds:g}",
-               "--task", TASK, "--out", str(folder), "--seed", str(seed), *rig_args(rig))
+               *task_args(tasks), "--out", str(folder), "--seed", str(seed), *rig_args(rig))
     return {"wall_s": time.monotonic() - t0, "exit_code": proc.returncode}
 
 
@@ -120,11 +124,11 @@ def train(demos: Path, out: Path, head: str, epochs: int) -> dict:
 
 
 def rollouts(checkpoint: Path, folder: Path, config: Config, n: int, seed: int, seconds: float,
-             rig: str | None) -> dict:
+             rig: str | None, tasks: list[str]) -> dict:
     stats = folder.with_suffix(".stats.json")
     t0 = time.monotonic()
     proc = cli("run-policy", "--policy", str(checkpoint), "--episodes", str(n), "--headless", "--seconds",
-               f"{seconds:g}", "--task", TASK, "--out", str(folder), "--seed", str(seed), "--stats-json", str(stats),
+               f"{seconds:g}", *task_args(tasks), "--out", str(folder), "--seed", str(seed), "--stats-json", str(stats),
                *config.run_args(), *rig_args(rig))
     loop = json.loads(stats.read_text()) if stats.exists() else {}
     runner = (loop.get("policy") or {}).get("runner") or {}
@@ -201,6 +205,11 @@ def main() -> None:
     parser.add_argument("--rollouts", type=int, default=20, help="rollouts per configuration")
     parser.add_argument("--rollout-seed", type=int, default=5000, help="scene seed of the first rollout; +1 each")
     parser.add_argument("--seconds", type=float, default=20.0, help="longest demo or rollout")
+    parser.add_argument("--task", action="append", default=None,
+                        help=f"task sentence of demos and rollouts; repeat to alternate them, e.g. the two-cube "
+                             f"scene's 'pick up the red cube' and 'pick up the blue cube' (default {TASK!r})")
+    parser.add_argument("--reuse-checkpoints", action="store_true",
+                        help="use policy_HEAD.pt already in --work instead of training it again")
     args = parser.parse_args()
     heads = _split(args.heads, HEADS, "head")
     strategies = _split(args.strategies, STRATEGIES, "strategy")
@@ -208,11 +217,12 @@ def main() -> None:
     speeds = args.speed or [1.0]
 
     args.work.mkdir(parents=True, exist_ok=True)
-    report: dict = {"task": TASK, "rig": args.rig or "default", "epochs": args.epochs,
+    tasks = args.task or [TASK]
+    report: dict = {"tasks": tasks, "rig": args.rig or "default", "epochs": args.epochs,
                     "rollouts_per_config": args.rollouts}
     demos = args.demos_dir or args.work / "demos"
     if args.demos_dir is None:
-        report["collect"] = collect(demos, args.demos, args.demo_seed, args.seconds, args.rig)
+        report["collect"] = collect(demos, args.demos, args.demo_seed, args.seconds, args.rig, tasks)
     report["demos"] = evaluate(demos)
     demo_times = report["demos"].pop("_times", np.zeros(0))
 
@@ -220,7 +230,10 @@ def main() -> None:
     checkpoints = {}
     for head in heads:
         checkpoints[head] = args.work / f"policy_{head}.pt"
-        report["train"][head] = train(demos, checkpoints[head], head, args.epochs)
+        if args.reuse_checkpoints and checkpoints[head].exists():
+            report["train"][head] = {"reused": str(checkpoints[head]), "exit_code": 0}
+        else:
+            report["train"][head] = train(demos, checkpoints[head], head, args.epochs)
     report["runs"] = []
     for config in configs(heads, strategies, args.rtc, speeds, ablations):
         if report["train"][config.head]["exit_code"] != 0:
@@ -228,7 +241,7 @@ def main() -> None:
         print(f"learning_loop: {config.name}", file=sys.stderr, flush=True)
         folder = args.work / f"rollouts_{config.name}"
         run = rollouts(checkpoints[config.head], folder, config, args.rollouts, args.rollout_seed, args.seconds,
-                       args.rig)
+                       args.rig, tasks)
         result = evaluate(folder, demo_times)
         result.pop("_times", None)
         report["runs"].append({"config": config.name, "head": config.head, "strategy": config.strategy,

@@ -145,3 +145,22 @@ def test_bad_policy_specs_are_one_line_errors(tmp_path, capsys, argv, message):
     assert code == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_rollouts_alternate_the_task_sentences_on_the_two_cube_scene(expert_server, tmp_path, capsys):
+    """`--task` twice: rollout i is told sentence i mod 2, the policy hears it and the sim judges by it."""
+    red, blue = "pick up the red cube", "pick up the blue cube"
+    code = run_cli(["run-policy", "--policy", expert_server.url, "--episodes", "2", "--headless",
+                    "--strategy", "async", "--seconds", "25", "--task", red, "--task", blue, "--out",
+                    str(tmp_path / "ds"), "--rig", "sim_so101_two_cubes", "--no-cameras", "--seed", "3",
+                    "--action-kind", "ee_delta", "--chunk-length", str(CHUNK), *STATE_MAP])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    files = sorted((tmp_path / "ds").glob("episode_*.h5"))
+    labels = []
+    for f in files:
+        with Episode.open(f) as ep:
+            labels.append((ep.meta["task"], ep.meta["success"], ep.meta.get("wrong_object")))
+    assert labels == [(red, "true", "false"), (blue, "true", "false")]
+    prompts = [r["prompt"] for r in expert_server.requests]
+    assert prompts == [red] * prompts.count(red) + [blue] * prompts.count(blue) and prompts.count(blue) > 0

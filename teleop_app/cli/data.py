@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
 
 # -- collect ---------------------------------------------------------------------------------
 def _collect(args: argparse.Namespace) -> int:
-    from teleop_app.cli.sessions import report_batch, rig_from_args, running
+    from teleop_app.cli.sessions import batch_tasks, report_batch, rig_from_args, running
     from teleop_app.operator_session import BatchPlan, OperatorSession
     from teleop_app.runs import EndRules
 
@@ -139,9 +139,7 @@ def _collect(args: argparse.Namespace) -> int:
         raise ValueError("collect runs without a window: add --headless (to record by hand, open `teleop-app gui`)")
     if args.episodes < 1 or args.seconds <= 0:
         raise ValueError("--episodes must be ≥ 1 and --seconds > 0")
-    tasks = tuple(t.strip() for t in args.task)
-    if not all(tasks):
-        raise ValueError("--task needs a sentence (what the robot should do), not an empty string")
+    tasks = batch_tasks(args.task)
     args.out.mkdir(parents=True, exist_ok=True)
     session = OperatorSession(rig_from_args(args), args.out, task=tasks[0], operator=args.operator)
     plan = BatchPlan(args.episodes, EndRules(after_success_s=args.after_success, time_limit_s=args.seconds),

@@ -29,7 +29,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--headless", action="store_true", help="no window (required: this command has none)")
     p.add_argument("--episodes", type=int, default=1)
     p.add_argument("--seconds", type=float, default=30.0, help="longest rollout")
-    p.add_argument("--task", required=True, help="the instruction given to the policy and stored with every episode")
+    p.add_argument("--task", required=True, action="append",
+                   help="the instruction given to the policy and stored with the rollout; give it more than once to "
+                        "alternate them (rollout i gets sentence i mod their count, set before its scene reset)")
     p.add_argument("--out", type=Path, required=True, help="dataset folder (created if missing)")
     p.add_argument("--strategy", choices=STRATEGIES, default="async", help="how chunks become per-tick actions")
     p.add_argument("--replan-every", type=int, default=None, help="open-loop: actions run per chunk (default: all)")
@@ -132,7 +134,7 @@ def _takeover(args: argparse.Namespace, rig: Any) -> Any:
 
 def _run_policy(args: argparse.Namespace) -> int:
     from teleop_app.cli.progress import Progress
-    from teleop_app.cli.sessions import report_batch, rig_from_args, running
+    from teleop_app.cli.sessions import batch_tasks, report_batch, rig_from_args, running
     from teleop_app.operator_session import BatchPlan, OperatorSession
     from teleop_app.rollouts import RolloutOptions, StrategyOptions
     from teleop_app.runs import EndRules
@@ -144,11 +146,12 @@ def _run_policy(args: argparse.Namespace) -> int:
     rig = rig_from_args(args)
     takeover = _takeover(args, rig)
     args.out.mkdir(parents=True, exist_ok=True)
-    session = OperatorSession(rig, args.out, task=args.task, operator=args.operator)
+    tasks = batch_tasks(args.task)
+    session = OperatorSession(rig, args.out, task=tasks[0], operator=args.operator)
     strategy = StrategyOptions(name=args.strategy, replan_every=args.replan_every, k=args.ensemble_k,
                                threshold=args.threshold, blend=args.blend, rtc=args.rtc)
     plan = BatchPlan(args.episodes, EndRules(after_success_s=args.after_success, time_limit_s=args.seconds),
-                     seed=args.seed, rollout=RolloutOptions(strategy=strategy, takeover=takeover, record=True,
+                     seed=args.seed, tasks=tasks, rollout=RolloutOptions(strategy=strategy, takeover=takeover, record=True,
                                                             image_size=args.image_size, speed=args.speed,
                                                             ablate=tuple(args.ablate or ())))
     progress = Progress("run-policy")

@@ -24,6 +24,14 @@ from teleop_app.rig import Rig
 from teleop_app.runs import AFTER_SUCCESS_S, EndReason, Run, kept_text
 
 
+def batch_tasks(values: list[str]) -> tuple[str, ...]:
+    """The ``--task`` sentences of a batch (given once or more: run ``i`` gets sentence ``i`` mod their count)."""
+    tasks = tuple(t.strip() for t in values)
+    if not all(tasks):
+        raise ValueError("--task needs a sentence (what the robot should do), not an empty string")
+    return tasks
+
+
 def add_batch_arguments(p: argparse.ArgumentParser) -> None:
     """What every batch of recorded episodes (``collect``, ``run-policy``) takes besides its own options."""
     p.add_argument("--operator", default="")
