@@ -11,9 +11,9 @@ reads). Nothing else runs meanwhile; phases run one after another.
 Reported for the demos and for every configuration: success rate, time to
 success (mean over successful episodes) and its ratio to the demonstrator's
 with a 95 % bootstrap CI, the high-frequency share (>= 3 Hz) of the commanded
-joint velocity, watchdog stops and, on rigs whose episodes say which object
-was taken (``EpisodeSummary.wrong_object``), the wrong-object rate; per head the
-training wall time.
+joint velocity, watchdog stops and the wrong-object rate (episodes where the
+robot lifted a cube the task did not name, ``EpisodeSummary.wrong_object``;
+always 0 on the single-cube scene); per head the training wall time.
 
 Ablations (``--ablations``), each with the first strategy at speed 1 so a user
 sees what each part buys: ``task`` (a blank task sentence), ``state`` (zeroed
@@ -168,9 +168,7 @@ def evaluate(folder: Path, demo_times: np.ndarray | None = None) -> dict:
         "watchdog_stops": sum("watchdog" in n for n in notes),
         "kill_stops": sum("kill switch" in n for n in notes),
     }
-    wrong = [getattr(summarize(p), "wrong_object", None) for p in paths]
-    if any(w is not None for w in wrong):
-        out["wrong_object_rate"] = sum(bool(w) for w in wrong) / len(paths)
+    out["wrong_object_rate"] = sum(summarize(p).wrong_object for p in paths) / len(paths) if paths else 0.0
     if demo_times is not None:
         ratio, lo, hi = bootstrap_ratio(demo_times, times)
         out["time_ratio_to_demos"] = {"ratio": None if math.isnan(ratio) else ratio,
