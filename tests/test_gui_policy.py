@@ -289,3 +289,27 @@ def test_refusals_and_load_errors_are_one_red_line(qtbot, policy_window, hold_ch
 
 def rig_policy(console):
     return console.rig.loop.policy
+
+
+def test_speed_and_real_time_chunking_are_chosen_on_the_tab(qtbot, policy_window, hold_checkpoint):
+    """The Policy tab offers the execution speed and real-time chunking that `run-policy` has; the rollout uses them
+    and its episode says so."""
+    console, window, tab = policy_window
+    load(qtbot, tab, str(hold_checkpoint))
+    tab.task_edit.setText("hold still")
+    tab.task_edit.editingFinished.emit()
+    tab.record_box.setChecked(True)
+    tab.speed_spin.setValue(1.3)
+    tab.rtc_box.setChecked(False)
+    options = tab.run_options()
+    assert options.speed == 1.3 and options.strategy.rtc is False
+    qtbot.mouseClick(tab.start_button, LMB)
+    assert console.mode is Mode.POLICY, tab.message.text()
+    assert console.rig.loop.policy.speed == 1.3
+    assert not tab.speed_spin.isEnabled()  # a running rollout keeps its speed
+    qtbot.waitUntil(lambda: console.recorder.counts.get("ticks", 0) > 40, timeout=5000)
+    qtbot.mouseClick(tab.stop_button, LMB)
+    assert tab.speed_spin.isEnabled()
+    [path] = sorted(console.dataset_dir.glob("episode_*.h5"))
+    with Episode.open(path) as ep:
+        assert "speed 1.3x" in ep.meta["notes"]

@@ -244,11 +244,30 @@ class PolicyTab(QtWidgets.QWidget):
         for name in BLENDS:
             self.blend.addItem({"latest": "newest chunk replaces", "weighted": "weighted mix"}.get(name, name), name)
         form.addRow("Blend", self.blend)
+        self.rtc_box = QtWidgets.QCheckBox("real-time chunking")
+        self.rtc_box.setChecked(True)
+        self.rtc_box.setToolTip("For policies that can continue a plan (the built-in flow head): each new chunk "
+                                "starts with the actions the robot runs while the model thinks, and joins the "
+                                "rest smoothly. Other policies ignore it.")
+        form.addRow("", self.rtc_box)
         self.strategy_pages.addWidget(page)
 
         self.strategy.currentIndexChanged.connect(self.strategy_pages.setCurrentIndex)
         self.strategy.setCurrentIndex(list(STRATEGY_LABELS).index("async"))
         v.addWidget(self.strategy_pages)
+        speed_row = QtWidgets.QFormLayout()
+        speed_row.setContentsMargins(0, 0, 0, 0)
+        self.speed_spin = QtWidgets.QDoubleSpinBox()
+        self.speed_spin.setRange(0.25, 3.0)
+        self.speed_spin.setSingleStep(0.1)
+        self.speed_spin.setDecimals(2)
+        self.speed_spin.setValue(1.0)
+        self.speed_spin.setSuffix(" ×")
+        self.speed_spin.setToolTip("Run each chunk this many times faster (or slower) than the policy planned it; "
+                                   "a speed-up never steps a joint beyond the rig's step limit. Written in the "
+                                   "rollout's notes.")
+        speed_row.addRow("Speed", self.speed_spin)
+        v.addLayout(speed_row)
         return box
 
     def _build_takeover_box(self) -> QtWidgets.QGroupBox:
@@ -358,13 +377,13 @@ class PolicyTab(QtWidgets.QWidget):
     def run_options(self) -> RolloutOptions:
         strategy = StrategyOptions(name=self.strategy.currentData(), replan_every=self.replan_spin.value() or None,
                                    k=self.k_spin.value(), threshold=self.threshold_spin.value() or None,
-                                   blend=self.blend.currentData())
+                                   blend=self.blend.currentData(), rtc=self.rtc_box.isChecked())
         device = self.takeover_input.currentData()
         takeover = None if not device else TakeoverConfig(
             input=device, twist_threshold=self.twist_spin.value(), joint_threshold=self.joint_spin.value(),
             auto_hand_back=self.auto_hand_back.isChecked(), release_s=self.release_spin.value())
         return RolloutOptions(strategy=strategy, takeover=takeover, record=self.record_box.isChecked(),
-                          reset_scene=self.reset_box.isChecked())
+                          reset_scene=self.reset_box.isChecked(), speed=self.speed_spin.value())
 
     # -- intent ---------------------------------------------------------------------------------
     def show_message(self, text: str, error: bool = False) -> None:
@@ -522,7 +541,7 @@ class PolicyTab(QtWidgets.QWidget):
         self.load_button.setEnabled(not busy and not status.can_stop)
         running = status.phase in ("running", "takeover")
         for widget in (self.strategy, self.strategy_pages, self.takeover_input, self.twist_spin, self.joint_spin,
-                       self.auto_hand_back, self.record_box, self.reset_box):
+                       self.auto_hand_back, self.record_box, self.reset_box, self.speed_spin):
             widget.setEnabled(not running)
         self.release_spin.setEnabled(not running and self.auto_hand_back.isChecked())
 
