@@ -30,7 +30,6 @@ Threads:
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -40,7 +39,7 @@ from pathlib import Path
 from drivers.base import DeviceError
 from policies.base import ActionKind, Policy, PolicyInfo
 from policies.loading import LoadOptions, preload_file_loaders
-from recordings.library import episode_files
+from recordings.library import episode_files, free_space
 from recordings.recorder import Recorder, RecordingError
 from teleop_app.errors import OperatorError, one_line
 from teleop_app.events import Event
@@ -241,13 +240,7 @@ class OperatorSession:
         return len([f for f in files if not (self.recording and f == self.recorder.path)])
 
     def free_disk_bytes(self) -> int | None:
-        folder = self.dataset_dir
-        while not folder.exists() and folder != folder.parent:
-            folder = folder.parent
-        try:
-            return shutil.disk_usage(folder).free
-        except OSError:
-            return None
+        return free_space(self.dataset_dir)
 
     def takeovers(self, run: Run | None = None) -> int:
         """Times the human took over during ``run`` (default: the current or last one)."""
