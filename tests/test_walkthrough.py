@@ -151,8 +151,8 @@ def test_first_session_from_empty_folder_to_a_policy_stopped_with_escape(qtbot, 
         rollout = session.running
         assert rollout is not None and rollout.kind is RunKind.ROLLOUT
         key(window, Key.Key_Escape)
-        assert session.rig.kill.latched and session.mode is not Mode.POLICY
-        qtbot.waitUntil(lambda: session.running is None, timeout=5000)
+        assert session.rig.kill.latched  # the next tick holds; the session ends the rollout on its own thread
+        qtbot.waitUntil(lambda: session.running is None and session.mode is not Mode.POLICY, timeout=5000)
         assert session.last_result.reason is EndReason.KILL
         qtbot.waitUntil(lambda: "stopped" in panel.message.text(), timeout=3000)
     finally:
