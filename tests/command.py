@@ -14,3 +14,11 @@ def cli(*args, code=0):
     assert out.returncode == code, out.stdout + out.stderr
     assert "Traceback" not in out.stderr
     return out
+
+
+def wait_for_console(proc: subprocess.Popen) -> None:
+    """Read the window's stderr until it says the console is open (at most 20 lines); a later line fails."""
+    lines = []
+    while not any("console open" in line for line in lines) and len(lines) < 20:
+        lines.append(proc.stderr.readline())
+    assert "console open" in lines[-1], lines

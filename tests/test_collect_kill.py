@@ -4,6 +4,7 @@ import threading
 
 from recordings.reader import Episode
 from teleop_app import cli, rig as rig_module
+from command import wait_for_console  # tests/ is on sys.path
 
 
 def test_kill_during_collect_stops_and_labels(tmp_path, monkeypatch, capsys):
@@ -69,10 +70,7 @@ def test_ctrl_c_in_the_window_s_terminal_names_the_episode_it_kept(tmp_path):
     proc = subprocess.Popen([sys.executable, str(child), str(tmp_path / "data")], env=env, text=True,
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        lines = []
-        while not any("console open" in line for line in lines) and len(lines) < 20:
-            lines.append(proc.stderr.readline())
-        assert "console open" in lines[-1], lines
+        wait_for_console(proc)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
     finally:

@@ -7,7 +7,7 @@ import subprocess
 
 from PySide6 import QtCore
 
-from command import BIN  # tests/ is on sys.path
+from command import BIN, wait_for_console  # tests/ is on sys.path
 from ui.remembered import fit_rect
 
 SCREEN = {"name": "laptop", "x": 0, "y": 0, "width": 1280, "height": 720, "logicalDpi": 96, "logicalBaseDpi": 96,
@@ -36,10 +36,7 @@ def test_a_window_saved_on_a_bigger_screen_opens_inside_a_small_one(tmp_path):
     proc = subprocess.Popen([str(BIN), "gui", "--dataset", str(tmp_path / "data")], env=env, text=True,
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        lines = []
-        while not any("console open" in line for line in lines) and len(lines) < 20:
-            lines.append(proc.stderr.readline())
-        assert "console open" in lines[-1], lines
+        wait_for_console(proc)
         proc.send_signal(signal.SIGTERM)  # closes as the close button does: the geometry it had is saved
         assert proc.wait(timeout=30) == 0
     finally:
