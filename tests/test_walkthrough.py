@@ -144,7 +144,7 @@ def test_first_session_from_empty_folder_to_a_policy_stopped_with_escape(qtbot, 
         assert tab.load_status.text().startswith("✓"), tab.load_status.text()
         tab.spec_edit.clearFocus()
         qtbot.mouseClick(tab.start_button, LMB)
-        assert session.mode is Mode.POLICY, tab.message.text()
+        assert session.mode is Mode.POLICY, (tab.message.text(), session.rig.kill.reason)
         window.tabs.setCurrentWidget(window.live)
         qtbot.waitUntil(lambda: "A policy drives" in panel.message.text(), timeout=3000)
         qtbot.wait(1000)  # watch it move for a second
