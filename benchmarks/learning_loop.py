@@ -44,7 +44,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import numpy as np  # noqa: E402
 
 from policies.builtin.options import HEADS  # noqa: E402
-from policies.strategies import STRATEGIES  # noqa: E402
+from policies.strategies import BLENDS, STRATEGIES  # noqa: E402
 
 TASK = "pick up the cube"
 ABLATIONS = ("task", "state", "chunk1")
@@ -64,12 +64,15 @@ class Config:
     rtc: bool | None = None  # None: not applicable (only async with the flow head continues chunks)
     speed: float = 1.0
     ablation: str | None = None
+    blend: str | None = None  # async only: how overlapping chunks combine (None: the command's default)
 
     @property
     def name(self) -> str:
         parts = [self.head, self.strategy]
         if self.rtc is not None:
             parts.append("rtc" if self.rtc else "no-rtc")
+        if self.blend is not None:
+            parts.append(self.blend)
         if self.speed != 1.0:
             parts.append(f"speed{self.speed:g}")
         if self.ablation:
@@ -85,21 +88,26 @@ class Config:
             out += ["--ablate", self.ablation]
         if self.rtc is False:
             out.append("--no-rtc")
+        if self.blend is not None and strategy == "async":
+            out += ["--blend", self.blend]
         return out
 
 
 def configs(heads: list[str], strategies: list[str], rtc: str, speeds: list[float],
-            ablations: list[str]) -> Iterator[Config]:
+            ablations: list[str], blends: list[str] | None = None) -> Iterator[Config]:
+    """Every head x strategy x RTC setting x blend (async) x speed, then each head's ablations."""
     for head in heads:
         for strategy in strategies:
             continues = head == "flow" and strategy == "async"
             settings = {"both": [True, False], "on": [True], "off": [False]}[rtc] if continues else [None]
             for setting in settings:
-                for speed in speeds:
-                    yield Config(head, strategy, setting, speed)
+                for blend in (blends or [None]) if strategy == "async" else [None]:
+                    for speed in speeds:
+                        yield Config(head, strategy, setting, speed, blend=blend)
+        first_blend = (blends or [None])[0] if strategies[0] == "async" else None
         for ablation in ablations:
             yield Config(head, strategies[0], True if head == "flow" and strategies[0] == "async" else None,
-                         1.0, ablation)
+                         1.0, ablation, first_blend)
 
 
 def rig_args(rig: str | None) -> list[str]:
@@ -141,6 +149,10 @@ def _mean(values: list[float]) -> float | None:
     return float(np.mean(finite)) if finite else None
 
 
+def _share(flags: list[bool]) -> float:
+    return sum(flags) / len(flags) if flags else 0.0
+
+
 def evaluate(folder: Path, demo_times: np.ndarray | None = None) -> dict:
     """What the episodes in ``folder`` show; with ``demo_times`` also the time ratio to the demonstrator."""
     from recordings.analysis.compare import bootstrap_ratio
@@ -168,7 +180,14 @@ def evaluate(folder: Path, demo_times: np.ndarray | None = None) -> dict:
         "watchdog_stops": sum("watchdog" in n for n in notes),
         "kill_stops": sum("kill switch" in n for n in notes),
     }
-    out["wrong_object_rate"] = sum(summarize(p).wrong_object for p in paths) / len(paths) if paths else 0.0
+    summaries = [summarize(p) for p in paths]
+    out["wrong_object_rate"] = sum(s.wrong_object for s in summaries) / len(paths)
+    tasks = sorted({s.task for s in summaries})
+    if len(tasks) > 1:  # the scene's sentences alternate: what each sentence got
+        out["per_task"] = {task: {"episodes": sum(s.task == task for s in summaries),
+                                  "success_rate": _share([s.success == "true" for s in summaries if s.task == task]),
+                                  "wrong_object_rate": _share([s.wrong_object for s in summaries if s.task == task])}
+                           for task in tasks}
     if demo_times is not None:
         ratio, lo, hi = bootstrap_ratio(demo_times, times)
         out["time_ratio_to_demos"] = {"ratio": None if math.isnan(ratio) else ratio,
@@ -197,6 +216,8 @@ def main() -> None:
     parser.add_argument("--strategies", default="async,ensemble", help=f"comma-separated ({', '.join(STRATEGIES)})")
     parser.add_argument("--rtc", choices=("on", "off", "both"), default="both",
                         help="flow head under async: with real-time chunking, without, or both")
+    parser.add_argument("--blend", action="append", choices=BLENDS, default=None,
+                        help="async: how overlapping chunks combine; repeat for several (default the command's)")
     parser.add_argument("--speed", type=float, action="append", default=None,
                         help="execution speed; repeat for several (default 1)")
     parser.add_argument("--ablations", default="", help=f"comma-separated ({', '.join(ABLATIONS)})")
@@ -233,7 +254,7 @@ def main() -> None:
         else:
             report["train"][head] = train(demos, checkpoints[head], head, args.epochs)
     report["runs"] = []
-    for config in configs(heads, strategies, args.rtc, speeds, ablations):
+    for config in configs(heads, strategies, args.rtc, speeds, ablations, args.blend):
         if report["train"][config.head]["exit_code"] != 0:
             continue
         print(f"learning_loop: {config.name}", file=sys.stderr, flush=True)
@@ -243,7 +264,7 @@ def main() -> None:
         result = evaluate(folder, demo_times)
         result.pop("_times", None)
         report["runs"].append({"config": config.name, "head": config.head, "strategy": config.strategy,
-                               "rtc": config.rtc, "speed": config.speed, "ablation": config.ablation,
+                               "rtc": config.rtc, "blend": config.blend, "speed": config.speed, "ablation": config.ablation,
                                **run, **result})
     text = json.dumps(report, indent=2)
     (args.work / "learning_loop.json").write_text(text)

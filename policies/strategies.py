@@ -20,7 +20,10 @@ while the model was thinking:
 :class:`AsyncChunks`
     asks for the next chunk when fewer than ``threshold`` planned actions remain;
     chunks are aligned by tick, actions whose tick has passed are dropped and the
-    overlap is blended (``latest`` replaces, ``weighted`` keeps ``old_weight`` of the old).
+    overlap is blended: ``latest`` replaces, ``weighted`` keeps ``old_weight`` of the old,
+    ``crossfade`` hands over linearly across the overlap (the new chunk's weight rises from
+    ``1/(r+1)`` at the arrival tick to ``r/(r+1)`` at the last of the ``r`` overlapping planned
+    ticks), so a new plan that disagrees with the old never makes the target jump at the join.
     With ``rtc`` (real-time chunking) every request carries a :class:`~policies.base.Prefix`:
     the actions still planned from the request's tick on, ``hold`` = the inference delay in
     ticks (the largest of the last few measured), which a continuing policy (the built-in
@@ -38,7 +41,7 @@ import numpy as np
 from policies.base import ActionChunk, Prefix
 
 STRATEGIES = ("open-loop", "ensemble", "async")
-BLENDS = ("latest", "weighted")
+BLENDS = ("latest", "weighted", "crossfade")
 
 
 @dataclass(frozen=True)
@@ -252,12 +255,15 @@ class AsyncChunks(Strategy):
     def _accept(self, chunk: ActionChunk, tick: int) -> None:
         self._delays = [*self._delays[-(self.DELAYS - 1):], tick - chunk.tick]
         w = self.old_weight if self.blend == "weighted" else 0.0
+        overlap = sum(1 for i in range(len(chunk)) if chunk.tick + i >= tick and chunk.tick + i in self._queue)
         for i, action in enumerate(chunk.actions):
             t = chunk.tick + i
             if t < tick:
                 self.stale_dropped += 1
                 continue
             old = self._queue.get(t)
+            if old is not None and self.blend == "crossfade":
+                w = 1.0 - (t - tick + 1) / (overlap + 1)
             self._queue[t] = action if old is None else w * old + (1.0 - w) * action
         self._drop_past(tick)
 

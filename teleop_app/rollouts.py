@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from policies.base import ActionKind, Policy, PolicyInfo
 from policies.runner import PolicyRunner
 from policies.strategies import BLENDS, STRATEGIES, Strategy, make_strategy
+from recordings.run_notes import speed_text
 from teleop_app.errors import OperatorError, one_line
 from teleop_app.rig import Rig
 from teleop_app.takeover import TakeoverConfig
@@ -64,7 +65,7 @@ class RolloutOptions:
 
     def describe(self, continues: bool = False) -> str:
         """How the rollout runs, for its episode's notes: ``strategy …``, the speed if not 1, any ablation."""
-        speed = f", speed {self.speed:g}x" if self.speed != 1.0 else ""
+        speed = f", {speed_text(self.speed)}" if self.speed != 1.0 else ""
         ablate = f", ablated: {' and '.join(self.ablate)}" if self.ablate else ""
         return f"strategy {self.strategy.describe(continues)}{speed}{ablate}"
 

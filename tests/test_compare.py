@@ -35,6 +35,7 @@ from recordings.analysis.report import write_report
 from recordings.analysis.verdict import consistency_problems
 from speed_episodes import pick_episode, pick_set
 from teleop_app import cli
+from teleop_app.rollouts import RolloutOptions
 
 COUNT = 6
 SCENARIOS = {  # name: (human options, policy options, the causes the diagnosis must name)
@@ -450,3 +451,24 @@ def test_cli_and_report_show_the_failing_verdict(tmp_path, capsys):
     data = json.loads(out)
     assert data["ok"] is False and data["fails_more"] is True and data["speed_on_successes"] is None
     assert data["success"]["policy"] == {"successes": 0, "failures": 3, "unlabelled": 0, "rate": 0.0}
+
+
+def test_the_execution_speed_of_the_rollouts_is_shown(tmp_path, capsys):
+    """Rollouts run faster than planned (``run-policy --speed``) say so in the text, JSON and HTML report;
+    the speed is read back from the notes the core writes (``RolloutOptions.describe``)."""
+    human = pick_set(tmp_path / "human", COUNT)
+    policy = pick_set(tmp_path / "policy", COUNT, first_seed=100, source="policy")
+    fast = RolloutOptions(speed=1.3).describe()
+    for path in policy[:4]:
+        edit.label(path, notes=f"policy p.pt, {fast}")
+    c = compare_sets(human, policy)
+    assert c.policy_speeds == {1.0: 2, 1.3: 4}
+    assert c.speed_text == "chunks executed at 1× (2 of 6), 1.3× (4 of 6) their planned speed"
+    report = tmp_path / "r.html"
+    code, out, _ = run_cli(["--human", str(tmp_path / "human"), "--policy", str(tmp_path / "policy"),
+                            "--report", str(report)], capsys)
+    assert code == 0 and c.speed_text in out
+    assert html.escape(c.speed_text) in report.read_text(encoding="utf-8")
+    assert json.loads(json.dumps(c.to_dict()))["policy_speeds"] == {"1": 2, "1.3": 4}
+    plain = compare_sets(human, human)
+    assert plain.speed_text == "" and "planned speed" not in plain.text()

@@ -29,6 +29,14 @@ def test_configurations_cover_heads_strategies_rtc_and_ablations():
         "--strategy", "open-loop", "--speed", "1", "--replan-every", "1"]
 
 
+def test_blends_multiply_the_async_runs_only():
+    runs = list(configs(["continuous"], ["async", "ensemble"], "both", [1.0], ["task"], ["latest", "crossfade"]))
+    assert [c.name for c in runs] == ["continuous_async_latest", "continuous_async_crossfade", "continuous_ensemble",
+                                      "continuous_async_latest_ablate-task"]
+    assert runs[1].run_args() == ["--strategy", "async", "--speed", "1", "--blend", "crossfade"]
+    assert "--blend" not in runs[2].run_args()
+
+
 def test_evaluation_reads_success_time_and_jitter_from_the_episodes(tmp_path):
     for i, success in enumerate(("true", "true", "false")):
         make_episode(tmp_path / f"episode_{i + 1:06d}.h5", seconds=2.0, success=success, seed=i)

@@ -107,6 +107,16 @@ def test_async_weighted_blend_keeps_part_of_the_old_plan():
     assert run(s, [2, 3, 4]) == [pytest.approx(0.3 * 20 + 0.7 * 100), pytest.approx(0.3 * 30 + 0.7 * 100), 100.0]
 
 
+def test_async_crossfade_hands_over_without_a_jump():
+    s = AsyncChunks(threshold=2, blend="crossfade")
+    s.on_chunk(chunk(0, [0, 0, 0, 0, 0, 0]), tick=0)
+    s.on_chunk(chunk(1, [90, 90, 90, 90, 90, 90, 90]), tick=3)  # overlap on ticks 3, 4, 5; ticks 6, 7 new
+    executed = run(s, [3, 4, 5, 6, 7])
+    assert executed == [pytest.approx(22.5), pytest.approx(45.0), pytest.approx(67.5), 90.0, 90.0]
+    # the largest step is a quarter of the disagreement, where "latest" jumps by all of it at once
+    assert max(abs(b - a) for a, b in zip([0.0, *executed], executed)) == pytest.approx(22.5)
+
+
 def test_async_skips_ticks_the_loop_did_not_ask_for():
     s = AsyncChunks(threshold=1)
     s.on_chunk(chunk(0, [0, 1, 2, 3]), tick=0)

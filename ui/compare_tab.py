@@ -584,7 +584,7 @@ def diagnosis_html(c: Comparison) -> str:
                      + "</span></p>")
     sets = (f"<p style='color:#555'><b style='color:{HUMAN_COLOR}'>human</b>: {len(c.human)} episode(s) from "
             f"{e(c.labels[0])}<br><b style='color:{POLICY_COLOR}'>policy</b>: {len(c.policy)} episode(s) from "
-            f"{e(c.labels[1])}</p>")
+            f"{e(c.labels[1])}" + (f"<br>{e(c.speed_text)}" if c.speed_text else "") + "</p>")
     parts.append(sets)
     for note in c.notes:
         parts.append(f"<p style='color:#b26a00'>{e(note)}</p>")

@@ -242,7 +242,8 @@ class PolicyTab(QtWidgets.QWidget):
         form.addRow("Threshold", self.threshold_spin)
         self.blend = QtWidgets.QComboBox()
         for name in BLENDS:
-            self.blend.addItem({"latest": "newest chunk replaces", "weighted": "weighted mix"}.get(name, name), name)
+            self.blend.addItem({"latest": "newest chunk replaces", "weighted": "weighted mix",
+                                "crossfade": "cross-fade the overlap"}.get(name, name), name)
         form.addRow("Blend", self.blend)
         self.rtc_box = QtWidgets.QCheckBox("real-time chunking")
         self.rtc_box.setChecked(True)

@@ -9,7 +9,13 @@ integrates into drift (a gripper that slowly closes while it should stay open).
 
 Inputs: one image per camera (square, aspect-preserving zero padding as
 :func:`policies.observation.resize_with_pad` makes it), the measured arm joints
-(standardized) and the task sentence as a bag of known words. The measured
+(standardized) and the task sentence as a bag of known words. With ``film``
+(every checkpoint trained since the two-cube scene) the sentence also scales and
+shifts every convolution's channels (FiLM, as RT-1 conditions its image
+encoder): "red" can turn the keypoints toward the red cube before anything
+is pooled, instead of asking the MLP to pick one cube out of features that
+describe both. Older checkpoints (no ``film`` in their config) read the
+sentence at the MLP only, as they were trained. The measured
 gripper joint is left out on purpose: given it, the network learned "the jaws
 are closing, so close them" — a jaw that sagged a little closed on its own
 before the cube was reached. Whether to close has to come from the images.
@@ -64,6 +70,7 @@ class BuiltinConfig:
     keypoints: int = 32  # spatial-softmax keypoints per camera
     hidden: int = 256
     task_dim: int = 16
+    film: bool = False  # the task conditions the convolutions (see the module doc); old checkpoints lack it
     vocab: tuple[str, ...] = ("<pad>", "<unk>")  # task words; ids PAD and UNKNOWN reserved
 
     def __post_init__(self) -> None:
@@ -192,9 +199,15 @@ class SpatialSoftmax(nn.Module):
 
 
 class CameraEncoder(nn.Module):
-    """Three strided convolutions to a quarter of the image size, keypoints plus average-pooled features."""
+    """Three strided convolutions to a quarter of the image size, keypoints plus average-pooled features.
 
-    def __init__(self, image_size: int, channels: int, keypoints: int) -> None:
+    With ``task_dim`` > 0 each convolution's output channels are scaled and
+    shifted by a linear map of the task embedding before the ReLU
+    (``h·(1 + γ) + β``); the maps start at zero, so an untrained encoder is the
+    unconditioned one.
+    """
+
+    def __init__(self, image_size: int, channels: int, keypoints: int, task_dim: int = 0) -> None:
         super().__init__()
         c2 = 2 * channels
         self.conv = nn.Sequential(
@@ -202,14 +215,27 @@ class CameraEncoder(nn.Module):
             nn.Conv2d(channels, c2, 3, stride=2, padding=1), nn.ReLU(inplace=True),
             nn.Conv2d(c2, c2, 3, padding=1), nn.ReLU(inplace=True),
         )
+        self.film = nn.ModuleList()
+        if task_dim > 0:
+            for conv in self.conv[::2]:
+                film = nn.Linear(task_dim, 2 * conv.out_channels)
+                nn.init.zeros_(film.weight)
+                nn.init.zeros_(film.bias)
+                self.film.append(film)
         side = (image_size + 3) // 4
         self.keypoints = nn.Conv2d(c2, keypoints, 1)
         self.softmax = SpatialSoftmax(keypoints, side, side)
         self.out_dim = 2 * keypoints + c2
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        """``image``: ``[B, 3, S, S]`` floats in [0, 1]."""
-        h = self.conv((image - 0.5) * 4.0)
+    def forward(self, image: torch.Tensor, task: torch.Tensor | None = None) -> torch.Tensor:
+        """``image``: ``[B, 3, S, S]`` floats in [0, 1]; ``task`` ``[B, task_dim]`` (used with FiLM only)."""
+        h = (image - 0.5) * 4.0
+        if not self.film:
+            h = self.conv(h)
+        else:
+            for conv, film in zip(self.conv[::2], self.film):
+                gamma, beta = film(task)[:, :, None, None].chunk(2, dim=1)
+                h = F.relu(conv(h) * (1.0 + gamma) + beta)
         return torch.cat([self.softmax(self.keypoints(h)), h.mean(dim=(2, 3))], dim=1)
 
 
@@ -220,7 +246,8 @@ class BuiltinNet(nn.Module):
         super().__init__()
         self.config = config
         self.encoders = nn.ModuleList(
-            CameraEncoder(config.image_size, config.channels, config.keypoints) for _ in config.cameras)
+            CameraEncoder(config.image_size, config.channels, config.keypoints, config.task_dim if config.film else 0)
+            for _ in config.cameras)
         self.task = nn.EmbeddingBag(len(config.vocab), config.task_dim, mode="mean", padding_idx=PAD)
         fused = sum(e.out_dim for e in self.encoders) + config.dim - 1 + config.task_dim
         h = config.hidden
@@ -240,8 +267,9 @@ class BuiltinNet(nn.Module):
         """The fused observation features ``[B, hidden]`` the head reads (arguments as :meth:`forward`)."""
         if images.dtype == torch.uint8:
             images = images.float() / 255.0
-        feats = [enc(images[:, i]) for i, enc in enumerate(self.encoders)]
-        return self.trunk(torch.cat([*feats, state[:, :-1], self.task(words)], dim=1))
+        task = self.task(words)
+        feats = [enc(images[:, i], task) for i, enc in enumerate(self.encoders)]
+        return self.trunk(torch.cat([*feats, state[:, :-1], task], dim=1))
 
     def forward(self, images: torch.Tensor, state: torch.Tensor, words: torch.Tensor,
                 noise: torch.Tensor | None = None, guidance: Guidance | None = None,

@@ -22,6 +22,7 @@ class TrainOptions:
     weight_decay: float = 1e-4
     shift: int = 4  # pixels of random image shift
     state_noise: float = 0.02  # rad, std of the noise added to the measured joints
+    task_dropout: float = 0.1  # share of samples shown a blank sentence (what a policy told nothing should do)
     label_sigma: float = 2.0  # bins, spread of the binned head's labels
     flow_steps: int = 10  # Euler steps the flow head samples with (stored in the checkpoint)
     channels: int = 16
@@ -39,3 +40,5 @@ class TrainOptions:
             ("threads", self.threads, 1), ("flow steps", self.flow_steps, 1)) if value < least]
         if small:
             raise ValueError(f"training settings too small: {', '.join(small)}")
+        if not 0.0 <= self.task_dropout < 1.0:
+            raise ValueError("the task dropout must be within [0, 1)")

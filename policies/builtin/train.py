@@ -4,7 +4,10 @@ Batches are drawn from the in-memory samples of :mod:`.dataset`; images get a
 random shift of up to ``shift`` pixels per camera (DrQ-style augmentation: with
 a few thousand distinct frames the encoder otherwise memorizes pixels), the
 measured joints a little Gaussian noise (so the policy has seen states slightly
-off the demonstrations it must recover from). AdamW with a cosine learning-rate
+off the demonstrations it must recover from), and a share ``task_dropout`` of
+samples a blank sentence (the word id ``UNKNOWN`` that any sentence of unknown
+words encodes to), so a policy told nothing does what the demonstrations do on
+average rather than whatever an untrained embedding makes of it. AdamW with a cosine learning-rate
 decay after a short warm-up.
 
 Under ``torchrun`` (see :mod:`.distributed`) the same call trains data-parallel:
@@ -34,7 +37,7 @@ from policies.builtin import distributed
 from policies.builtin.checkpoint import save_checkpoint
 from policies.builtin.dataset import Demos, ProgressFn, load_demos
 from policies.builtin.flow import noisy
-from policies.builtin.model import BuiltinConfig, BuiltinNet, Normalization, decode_targets
+from policies.builtin.model import BuiltinConfig, BuiltinNet, Normalization, decode_targets, encode_task
 from policies.builtin.options import TrainOptions
 
 
@@ -85,7 +88,7 @@ def _train(folder: Path, out: Path, options: TrainOptions, world: distributed.Wo
     config = BuiltinConfig(cameras=demos.cameras, joint_names=demos.joint_names, rate_hz=demos.rate_hz,
                            image_size=options.image_size, steps=options.steps, stride=options.stride,
                            head=options.head, flow_steps=options.flow_steps, channels=options.channels,
-                           vocab=demos.vocab)
+                           film=True, vocab=demos.vocab)
     norm = Normalization.of(demos.state, demos.targets)
     # each process its own augmentation stream; one process keeps the single-process stream
     batches = _Batches(demos, config, norm, options,
@@ -159,6 +162,8 @@ class _Batches:
             self.soft = soft_labels(config.bins, options.label_sigma)
         self.targets = demos.targets
         self.shift = options.shift
+        self.task_dropout = options.task_dropout
+        self.blank = torch.from_numpy(encode_task("", config.vocab, demos.words.shape[1]))
         self.gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
 
     def batch(self, idx: np.ndarray, augment: bool) -> tuple[torch.Tensor, ...]:
@@ -168,8 +173,12 @@ class _Batches:
         if augment:
             images = random_shift(images, self.shift, self.gen)
             state = state + torch.randn(state.shape, generator=self.gen) * self.noise
+        words = self.words[i]
+        if augment and self.task_dropout > 0:
+            drop = torch.rand(len(i), generator=self.gen) < self.task_dropout
+            words = torch.where(drop[:, None], self.blank[None, :], words)
         target = self.target[i] if self.soft is None else self.soft[self.target[i]]
-        return images, state, self.words[i], target
+        return images, state, words, target
 
 
 def soft_labels(bins: int, sigma: float) -> torch.Tensor:

@@ -247,9 +247,29 @@ class Comparison:
             return math.nan
         return self.speed.policy.stat("mean") - self.speed.human.stat("mean")
 
+    @property
+    def policy_speeds(self) -> dict[float, int]:
+        """Execution speed -> how many of the policy's episodes ran at it (from their notes), slowest first."""
+        speeds: dict[float, int] = {}
+        for m in self.policy:
+            speeds[m.speed] = speeds.get(m.speed, 0) + 1
+        return dict(sorted(speeds.items()))
+
+    @property
+    def speed_text(self) -> str:
+        """How fast the policy's chunks ran, e.g. "chunks executed at 1.3× their planned speed (20 of 20)";
+        empty when every episode ran them as planned."""
+        speeds = self.policy_speeds
+        if set(speeds) <= {1.0}:
+            return ""
+        n = len(self.policy)
+        return "chunks executed at " + ", ".join(f"{s:g}× ({k} of {n})" for s, k in speeds.items()) + \
+            " their planned speed"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "sets": {"human": self.labels[0], "policy": self.labels[1]},
+            "policy_speeds": {f"{s:g}": k for s, k in self.policy_speeds.items()},
             "episodes": {"human": [m.to_dict() for m in self.human], "policy": [m.to_dict() for m in self.policy]},
             "skipped": {side: [{"path": str(p), "reason": r} for p, r in items] for side, items in self.skipped.items()},
             "metrics": [self.metrics[k].to_dict() for k in METRIC_KEYS],
@@ -277,6 +297,8 @@ class Comparison:
         """The terminal summary: sets, metrics table, verdict, causes with evidence and fixes, every check."""
         lines = [f"human:  {len(self.human)} episode(s) from {self.labels[0]}",
                  f"policy: {len(self.policy)} episode(s) from {self.labels[1]}"]
+        if self.speed_text:
+            lines.append(f"        {self.speed_text}")
         for side, items in self.skipped.items():
             for path, reason in items:
                 lines.append(f"  skipped ({side}) {path.name}: {reason}")

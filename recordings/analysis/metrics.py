@@ -75,6 +75,7 @@ import numpy as np
 
 from recordings.format import INPUT_KINDS, SOURCES
 from recordings.reader import Episode
+from recordings.run_notes import speed_in
 from drivers.types import SafetyFlag
 
 SPEED_HALF_WINDOW_S = 0.05
@@ -165,6 +166,7 @@ class EpisodeMetrics:
     profile: np.ndarray  # end-effector speed (mm/s) at PROFILE_POINTS normalized times of the kept range
     ticks: int
     notes: list[str] = field(default_factory=list)
+    speed: float = 1.0  # a rollout's execution speed (chunks run this many times faster than planned)
 
     @property
     def name(self) -> str:
@@ -173,7 +175,8 @@ class EpisodeMetrics:
     def to_dict(self) -> dict[str, Any]:
         return {"path": str(self.path), "name": self.name, "task": self.task, "success": self.success,
                 "source": self.source, "source_mix": self.source_mix, "ticks": self.ticks,
-                "metrics": {k: _json_float(v) for k, v in self.values.items()}, "notes": list(self.notes)}
+                "metrics": {k: _json_float(v) for k, v in self.values.items()}, "notes": list(self.notes),
+                "speed": self.speed}
 
 
 def _json_float(v: float) -> float | None:
@@ -442,7 +445,7 @@ def episode_metrics(path: str | Path) -> EpisodeMetrics:
         notes.append("fewer than two ticks in the kept range: most metrics are undefined")
     return EpisodeMetrics(path=path, task=str(meta["task"]), success=str(meta["success"]),
                           source=dominant_source(mix), source_mix=mix, values=values, profile=profile, ticks=n,
-                          notes=notes)
+                          notes=notes, speed=speed_in(str(meta.get("notes", ""))))
 
 
 def metrics_of(paths: Sequence[str | Path], progress: Callable[[int, int, str], None] | None = None

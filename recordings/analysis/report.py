@@ -361,6 +361,7 @@ def html_report(c: Comparison, title: str = "Human vs policy: speed") -> str:
 <h1>{_e(title)}</h1>
 <div class="sets"><span class="human">human</span>: {len(c.human)} episode(s) from {_e(c.labels[0])}<br>
 <span class="policy">policy</span>: {len(c.policy)} episode(s) from {_e(c.labels[1])}<br>
+{_e(c.speed_text) + "<br>" if c.speed_text else ""}
 <span class="small">made {made}; ratios are policy/human of the means, 95% percentile-bootstrap intervals from
 {c.resamples} resamples (seed {c.seed}); every metric over the kept (trimmed) range, from the recorded tick times</span>
 </div>
