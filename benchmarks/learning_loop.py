@@ -15,8 +15,8 @@ joint velocity, watchdog stops and the wrong-object rate (episodes where the
 robot lifted a cube the task did not name, ``EpisodeSummary.wrong_object``;
 always 0 on the single-cube scene); per head the training wall time.
 
-Ablations (``--ablations``), each with the first strategy at speed 1 so a user
-sees what each part buys: ``task`` (a blank task sentence), ``state`` (zeroed
+Ablations (``--ablations``), each with the first strategy, blend, low-pass and
+speed, so a user sees what each part buys: ``task`` (a blank task sentence), ``state`` (zeroed
 robot state), ``chunk1`` (one action per inference: open-loop, re-plan every
 action).
 
@@ -65,6 +65,7 @@ class Config:
     speed: float = 1.0
     ablation: str | None = None
     blend: str | None = None  # async only: how overlapping chunks combine (None: the command's default)
+    smooth: float = 0.0  # low-pass cutoff of the per-tick actions (0: none)
 
     @property
     def name(self) -> str:
@@ -73,6 +74,8 @@ class Config:
             parts.append("rtc" if self.rtc else "no-rtc")
         if self.blend is not None:
             parts.append(self.blend)
+        if self.smooth:
+            parts.append(f"lowpass{self.smooth:g}")
         if self.speed != 1.0:
             parts.append(f"speed{self.speed:g}")
         if self.ablation:
@@ -90,24 +93,30 @@ class Config:
             out.append("--no-rtc")
         if self.blend is not None and strategy == "async":
             out += ["--blend", self.blend]
+        if self.smooth:
+            out += ["--smooth", f"{self.smooth:g}"]
         return out
 
 
 def configs(heads: list[str], strategies: list[str], rtc: str, speeds: list[float],
-            ablations: list[str], blends: list[str] | None = None) -> Iterator[Config]:
-    """Every head x strategy x RTC setting x blend (async) x speed, then each head's ablations."""
+            ablations: list[str], blends: list[str] | None = None, smooths: list[float] | None = None
+            ) -> Iterator[Config]:
+    """Every head x strategy x RTC setting x blend (async) x low-pass x speed, then each head's ablations
+    (with the first strategy, blend and low-pass, at the first speed)."""
+    smooths = smooths or [0.0]
     for head in heads:
         for strategy in strategies:
             continues = head == "flow" and strategy == "async"
             settings = {"both": [True, False], "on": [True], "off": [False]}[rtc] if continues else [None]
             for setting in settings:
                 for blend in (blends or [None]) if strategy == "async" else [None]:
-                    for speed in speeds:
-                        yield Config(head, strategy, setting, speed, blend=blend)
+                    for smooth in smooths:
+                        for speed in speeds:
+                            yield Config(head, strategy, setting, speed, blend=blend, smooth=smooth)
         first_blend = (blends or [None])[0] if strategies[0] == "async" else None
         for ablation in ablations:
             yield Config(head, strategies[0], True if head == "flow" and strategies[0] == "async" else None,
-                         1.0, ablation, first_blend)
+                         speeds[0], ablation, first_blend, smooths[0])
 
 
 def rig_args(rig: str | None) -> list[str]:
@@ -218,6 +227,9 @@ def main() -> None:
                         help="flow head under async: with real-time chunking, without, or both")
     parser.add_argument("--blend", action="append", choices=BLENDS, default=None,
                         help="async: how overlapping chunks combine; repeat for several (default the command's)")
+    parser.add_argument("--smooth", type=float, action="append", default=None, metavar="HZ",
+                        help="low-pass cutoff of the per-tick actions (run-policy --smooth); repeat for several "
+                             "(default 0: none)")
     parser.add_argument("--speed", type=float, action="append", default=None,
                         help="execution speed; repeat for several (default 1)")
     parser.add_argument("--ablations", default="", help=f"comma-separated ({', '.join(ABLATIONS)})")
@@ -254,7 +266,7 @@ def main() -> None:
         else:
             report["train"][head] = train(demos, checkpoints[head], head, args.epochs)
     report["runs"] = []
-    for config in configs(heads, strategies, args.rtc, speeds, ablations, args.blend):
+    for config in configs(heads, strategies, args.rtc, speeds, ablations, args.blend, args.smooth):
         if report["train"][config.head]["exit_code"] != 0:
             continue
         print(f"learning_loop: {config.name}", file=sys.stderr, flush=True)
@@ -264,7 +276,7 @@ def main() -> None:
         result = evaluate(folder, demo_times)
         result.pop("_times", None)
         report["runs"].append({"config": config.name, "head": config.head, "strategy": config.strategy,
-                               "rtc": config.rtc, "blend": config.blend, "speed": config.speed, "ablation": config.ablation,
+                               "rtc": config.rtc, "blend": config.blend, "smooth_hz": config.smooth, "speed": config.speed, "ablation": config.ablation,
                                **run, **result})
     text = json.dumps(report, indent=2)
     (args.work / "learning_loop.json").write_text(text)

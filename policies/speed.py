@@ -20,15 +20,22 @@ import numpy as np
 MARGIN = 1e-9  # relative: a clipped speed stays this far under the limit despite rounding
 
 
-def time_scale(actions: np.ndarray, speed: float) -> np.ndarray:
-    """``actions`` ``[k, dim]`` (one per tick) resampled at ``speed`` times the pace:
-    ``[floor((k − 1) / speed) + 1, dim]``."""
+def executed_length(k: int, speed: float) -> int:
+    """Ticks a chunk of ``k`` per-tick actions takes at ``speed``: ``floor((k − 1) / speed) + 1``."""
     if speed <= 0:
         raise ValueError("speed must be > 0")
-    k = len(actions)
     if k < 2 or speed == 1.0:
+        return k
+    return int(np.floor((k - 1) / speed + 1e-9)) + 1
+
+
+def time_scale(actions: np.ndarray, speed: float) -> np.ndarray:
+    """``actions`` ``[k, dim]`` (one per tick) resampled at ``speed`` times the pace:
+    ``[executed_length(k, speed), dim]``."""
+    k = len(actions)
+    n = executed_length(k, speed)
+    if n == k:
         return np.array(actions, dtype=np.float64)
-    n = int(np.floor((k - 1) / speed + 1e-9)) + 1
     at = np.minimum(np.arange(n) * speed, k - 1)
     grid = np.arange(k)
     return np.stack([np.interp(at, grid, actions[:, d]) for d in range(actions.shape[1])], axis=1)

@@ -21,9 +21,10 @@ while the model was thinking:
     asks for the next chunk when fewer than ``threshold`` planned actions remain;
     chunks are aligned by tick, actions whose tick has passed are dropped and the
     overlap is blended: ``latest`` replaces, ``weighted`` keeps ``old_weight`` of the old,
-    ``crossfade`` hands over linearly across the overlap (the new chunk's weight rises from
-    ``1/(r+1)`` at the arrival tick to ``r/(r+1)`` at the last of the ``r`` overlapping planned
-    ticks), so a new plan that disagrees with the old never makes the target jump at the join.
+    ``crossfade`` hands over across the ``r`` overlapping planned ticks with the new chunk's
+    weight ``3x² − 2x³`` at ``x = (j + 1)/(r + 1)`` on the ``j``-th of them: a new plan that
+    disagrees with the old neither makes the target jump nor its velocity kink at either end
+    of the hand-over.
     With ``rtc`` (real-time chunking) every request carries a :class:`~policies.base.Prefix`:
     the actions still planned from the request's tick on, ``hold`` = the inference delay in
     ticks (the largest of the last few measured), which a continuing policy (the built-in
@@ -39,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from policies.base import ActionChunk, Prefix
+from policies.smoothing import LowPass
 
 STRATEGIES = ("open-loop", "ensemble", "async")
 BLENDS = ("latest", "weighted", "crossfade")
@@ -64,6 +66,7 @@ class Strategy(abc.ABC):
     def __init__(self, history: int = 1000) -> None:
         self.history = history
         self.stale_dropped = 0  # actions that arrived for ticks already past (over the strategy's life)
+        self.smoothing: LowPass | None = None  # set by make_strategy(smooth_hz=...)
         self.reset()
 
     def reset(self) -> None:
@@ -73,6 +76,8 @@ class Strategy(abc.ABC):
         self._hist_ticks = np.zeros(self.history, dtype=np.int64)
         self._hist: np.ndarray | None = None
         self._n_hist = 0
+        if self.smoothing is not None:
+            self.smoothing.reset()
         self._clear()
 
     def on_chunk(self, chunk: ActionChunk, tick: int) -> None:
@@ -82,6 +87,8 @@ class Strategy(abc.ABC):
 
     def action_for(self, tick: int) -> np.ndarray | None:
         action = self._action(tick)
+        if action is not None and self.smoothing is not None:
+            action = self.smoothing.step(action, tick)
         if action is not None:
             if self._hist is None:
                 self._hist = np.zeros((self.history, action.shape[0]))
@@ -263,7 +270,8 @@ class AsyncChunks(Strategy):
                 continue
             old = self._queue.get(t)
             if old is not None and self.blend == "crossfade":
-                w = 1.0 - (t - tick + 1) / (overlap + 1)
+                x = (t - tick + 1) / (overlap + 1)
+                w = 1.0 - x * x * (3.0 - 2.0 * x)
             self._queue[t] = action if old is None else w * old + (1.0 - w) * action
         self._drop_past(tick)
 
@@ -284,16 +292,23 @@ class AsyncChunks(Strategy):
 
 def make_strategy(name: str, chunk_length: int | None, *, replan_every: int | None = None, k: float = 0.01,
                   threshold: int | None = None, blend: str = "latest", old_weight: float = 0.3,
-                  rtc: bool = False) -> Strategy:
+                  rtc: bool = False, smooth_hz: float = 0.0, rate_hz: float | None = None) -> Strategy:
     """A strategy by its CLI name. Defaults follow the chunk length: open-loop runs whole chunks,
-    async asks for the next chunk when half of one is left; ``rtc`` only applies to async."""
+    async asks for the next chunk when half of one is left; ``rtc`` only applies to async.
+    ``smooth_hz`` > 0 low-passes every action it hands out (:mod:`policies.smoothing`) at ``rate_hz``."""
     half = max(1, (chunk_length or 2) // 2)
     if name == "open-loop":
-        return OpenLoop(replan_every or chunk_length or 1)
-    if name == "ensemble":
+        strategy: Strategy = OpenLoop(replan_every or chunk_length or 1)
+    elif name == "ensemble":
         if not math.isfinite(k):
             raise ValueError("the ensemble weight k must be finite")
-        return TemporalEnsemble(k)
-    if name == "async":
-        return AsyncChunks(threshold or half, blend, old_weight, rtc=rtc)
-    raise ValueError(f"unknown strategy {name!r} (known: {', '.join(STRATEGIES)})")
+        strategy = TemporalEnsemble(k)
+    elif name == "async":
+        strategy = AsyncChunks(threshold or half, blend, old_weight, rtc=rtc)
+    else:
+        raise ValueError(f"unknown strategy {name!r} (known: {', '.join(STRATEGIES)})")
+    if smooth_hz:
+        if rate_hz is None:
+            raise ValueError("smoothing needs the control rate")
+        strategy.smoothing = LowPass(smooth_hz, rate_hz)
+    return strategy

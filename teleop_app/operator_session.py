@@ -428,7 +428,8 @@ class OperatorSession:
             self.check_can_start_rollout(options)
             self.rig.robot.set_task(self.task)
             policy, load = self.policy, self.load_options
-            strategy = options.strategy.build(policy.info.chunk_length, policy.info.continues)
+            strategy = options.strategy.build(options.executed_length(policy.info.chunk_length),
+                                              policy.info.continues, self.rig.config.rate_hz)
             try:
                 runner = runner_for(self.rig, policy, strategy, self.task, timeout_s=load.timeout_s,
                                     image_size=options.image_size, speed=options.speed, ablate=options.ablate)

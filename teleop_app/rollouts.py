@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from policies.base import ActionKind, Policy, PolicyInfo
 from policies.runner import PolicyRunner
+from policies.speed import executed_length
 from policies.strategies import BLENDS, STRATEGIES, Strategy, make_strategy
 from recordings.run_notes import speed_text
 from teleop_app.errors import OperatorError, one_line
@@ -27,28 +28,34 @@ class StrategyOptions:
     replan_every: int | None = None  # open-loop: actions run per chunk
     k: float = 0.01  # ensemble: weight decay exp(-k*i), i = 0 the oldest
     threshold: int | None = None  # async: ask for the next chunk below this many planned actions
-    blend: str = "latest"  # async: "latest" or "weighted"
+    blend: str = "latest"  # async: one of BLENDS
     rtc: bool = True  # async: real-time chunking for policies that continue a prefix (the flow head)
+    smooth_hz: float = 0.0  # > 0: low-pass the per-tick actions at this cutoff (policies.smoothing)
 
-    def build(self, chunk_length: int | None, continues: bool = False) -> Strategy:
-        """The strategy for a policy answering ``chunk_length`` actions; ``continues``: it takes a prefix."""
+    def build(self, chunk_length: int | None, continues: bool = False, rate_hz: float | None = None) -> Strategy:
+        """The strategy for a policy answering ``chunk_length`` actions; ``continues``: it takes a prefix;
+        ``rate_hz``: the control rate (needed by a low-pass)."""
         if self.name not in STRATEGIES:
             raise OperatorError(f"unknown strategy {self.name!r} (known: {', '.join(STRATEGIES)})")
         if self.blend not in BLENDS:
             raise OperatorError(f"unknown blend {self.blend!r} (known: {', '.join(BLENDS)})")
+        if not self.smooth_hz >= 0:
+            raise OperatorError(f"low-pass cutoff {self.smooth_hz:g} Hz: give a positive cutoff, or 0 for none")
         try:
             return make_strategy(self.name, chunk_length, replan_every=self.replan_every, k=self.k,
-                                 threshold=self.threshold, blend=self.blend, rtc=self.rtc and continues)
+                                 threshold=self.threshold, blend=self.blend, rtc=self.rtc and continues,
+                                 smooth_hz=self.smooth_hz, rate_hz=rate_hz)
         except ValueError as exc:
             raise OperatorError(one_line(exc)) from exc
 
     def describe(self, continues: bool = False) -> str:
+        smooth = f", low-pass {self.smooth_hz:g} Hz" if self.smooth_hz else ""
         if self.name == "open-loop":
-            return f"open-loop, re-plan every {self.replan_every or 'chunk'}"
+            return f"open-loop, re-plan every {self.replan_every or 'chunk'}{smooth}"
         if self.name == "ensemble":
-            return f"temporal ensemble, k={self.k:g}"
+            return f"temporal ensemble, k={self.k:g}{smooth}"
         rtc = ", real-time chunking" if self.rtc and continues else ""
-        return f"async, threshold {self.threshold or 'half a chunk'}, {self.blend} blend{rtc}"
+        return f"async, threshold {self.threshold or 'half a chunk'}, {self.blend} blend{rtc}{smooth}"
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,11 @@ class RolloutOptions:
     image_size: int = 224  # square size camera images are padded and resized to for the policy
     speed: float = 1.0  # chunks run this many times faster than planned, within the rig's step limit
     ablate: tuple[str, ...] = ()  # inputs hidden from the policy (policies.runner.ABLATIONS), for experiments
+
+    def executed_length(self, chunk_length: int | None) -> int | None:
+        """Ticks one of the policy's chunks runs for at this speed (what "half a chunk" and "a whole chunk"
+        of the strategies mean), None when the server sets the chunk length."""
+        return None if chunk_length is None else executed_length(chunk_length, self.speed)
 
     def describe(self, continues: bool = False) -> str:
         """How the rollout runs, for its episode's notes: ``strategy …``, the speed if not 1, any ablation."""

@@ -19,11 +19,13 @@ import pyqtgraph as pg
 import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from recordings import edit
 from recordings.analysis.compare import compare_sets, fmt_ratio
 from recordings.analysis.metrics import METRICS
 from recordings.analysis.report import phase_means
 from speed_episodes import pick_episode, pick_set
 from teleop_app.operator_session import OperatorSession
+from teleop_app.rollouts import RolloutOptions
 from ui.bridge import SessionBridge
 from ui.compare_tab import CompareTab
 
@@ -44,6 +46,8 @@ def sets(tmp_path_factory):
     for i in range(4):
         pick_episode(mixed / f"episode_{i + 1:06d}.h5", seed=i)
         pick_episode(mixed / f"episode_{i + 5:06d}.h5", seed=50 + i, source="policy", speed=0.6)
+        # run-policy --speed 1.3, as the core notes it
+        edit.label(mixed / f"episode_{i + 5:06d}.h5", notes="policy p.pt, " + RolloutOptions(speed=1.3).describe())
     return root, human, policy, mixed
 
 
@@ -153,6 +157,7 @@ def test_by_source_in_the_dataset_folder(qtbot, tab, sets):
     assert [m.name for m in c.policy] == [f"episode_{i:06d}.h5" for i in range(5, 9)]
     assert [x.id for x in c.causes] == ["small_actions"]
     assert "shrunken action magnitudes" in tab.diagnosis.toPlainText()
+    assert "chunks executed at 1.3× (4 of 4) their planned speed" in tab.diagnosis.toPlainText()
 
 
 def test_enter_in_a_field_compares_and_errors_are_messages(qtbot, tab, sets, tmp_path):

@@ -291,9 +291,9 @@ def rig_policy(console):
     return console.rig.loop.policy
 
 
-def test_speed_and_real_time_chunking_are_chosen_on_the_tab(qtbot, policy_window, hold_checkpoint):
-    """The Policy tab offers the execution speed and real-time chunking that `run-policy` has; the rollout uses them
-    and its episode says so."""
+def test_speed_real_time_chunking_and_low_pass_are_chosen_on_the_tab(qtbot, policy_window, hold_checkpoint):
+    """The Policy tab offers the execution speed, real-time chunking and the low-pass that `run-policy` has; the
+    rollout uses them and its episode says so."""
     console, window, tab = policy_window
     load(qtbot, tab, str(hold_checkpoint))
     tab.task_edit.setText("hold still")
@@ -301,15 +301,18 @@ def test_speed_and_real_time_chunking_are_chosen_on_the_tab(qtbot, policy_window
     tab.record_box.setChecked(True)
     tab.speed_spin.setValue(1.3)
     tab.rtc_box.setChecked(False)
+    assert tab.smooth_spin.text() == "off"
+    tab.smooth_spin.setValue(3.0)
     options = tab.run_options()
-    assert options.speed == 1.3 and options.strategy.rtc is False
+    assert options.speed == 1.3 and options.strategy.rtc is False and options.strategy.smooth_hz == 3.0
     qtbot.mouseClick(tab.start_button, LMB)
     assert console.mode is Mode.POLICY, tab.message.text()
     assert console.rig.loop.policy.speed == 1.3
-    assert not tab.speed_spin.isEnabled()  # a running rollout keeps its speed
+    assert console.rig.loop.policy.strategy.smoothing.cutoff_hz == 3.0
+    assert not tab.speed_spin.isEnabled() and not tab.smooth_spin.isEnabled()  # a running rollout keeps them
     qtbot.waitUntil(lambda: console.recorder.counts.get("ticks", 0) > 40, timeout=5000)
     qtbot.mouseClick(tab.stop_button, LMB)
     assert tab.speed_spin.isEnabled()
     [path] = sorted(console.dataset_dir.glob("episode_*.h5"))
     with Episode.open(path) as ep:
-        assert "speed 1.3x" in ep.meta["notes"]
+        assert "speed 1.3x" in ep.meta["notes"] and "low-pass 3 Hz" in ep.meta["notes"]

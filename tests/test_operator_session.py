@@ -176,6 +176,18 @@ def test_a_kill_ends_the_rollout_so_rearm_does_not_resume_it(policy_session):
         session.start_rollout(RolloutOptions(takeover=None))
 
 
+def test_half_a_chunk_means_half_of_what_runs_at_the_rollouts_speed(policy_session):
+    """At 2x a chunk of 10 actions runs in 5 ticks: async asks for the next one when fewer than 2 are left
+    (half of 5), not fewer than 5, which would re-plan after every action."""
+    session = policy_session
+    run = session.start_rollout(RolloutOptions(StrategyOptions("async"), takeover=None, speed=2.0))
+    assert run.runner.strategy.threshold == 2
+    session.stop_rollout()
+    run = session.start_rollout(RolloutOptions(StrategyOptions("async"), takeover=None))
+    assert run.runner.strategy.threshold == 5
+    session.stop_rollout()
+
+
 def test_strategy_options_explain_bad_values():
     with pytest.raises(OperatorError, match="threshold"):
         StrategyOptions("async", threshold=-1).build(10)

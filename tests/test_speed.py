@@ -63,7 +63,8 @@ def test_time_scaling_keeps_the_path_and_reports_the_clipped_speed():
 
 
 def test_run_policy_accepts_speed_and_records_it(tmp_path, capsys):
-    """A joint-target policy (a slow ramp on the first joint from where the arm is) run at 1.3x for a second."""
+    """A joint-target policy (a slow ramp on the first joint from where the arm is) run at 1.3x for a second,
+    through a 4 Hz low-pass."""
 
     def respond(obs, n):
         q = np.asarray(obs["observation/state"], dtype=np.float64)
@@ -76,7 +77,7 @@ def test_run_policy_accepts_speed_and_records_it(tmp_path, capsys):
     try:
         code = cli.main(["run-policy", "--policy", server.url, "--episodes", "1", "--headless", "--seconds", "1",
                          "--task", "move", "--out", str(tmp_path / "ds"), "--no-cameras", "--action-kind", "joint",
-                         "--chunk-length", "20", "--speed", "1.3", "--stats-json", str(stats_file),
+                         "--chunk-length", "20", "--speed", "1.3", "--smooth", "4", "--stats-json", str(stats_file),
                          "--obs-map", "observation/state=state", "--obs-map", "prompt=task"])
     finally:
         server.close()
@@ -84,7 +85,7 @@ def test_run_policy_accepts_speed_and_records_it(tmp_path, capsys):
     assert code == 0, err
     [path] = (tmp_path / "ds").glob("episode_*.h5")
     with Episode.open(path) as ep:
-        assert "strategy async, threshold half a chunk, latest blend, speed 1.3x" in ep.meta["notes"]
+        assert "strategy async, threshold half a chunk, latest blend, low-pass 4 Hz, speed 1.3x" in ep.meta["notes"]
     speed = json.loads(stats_file.read_text())["policy"]["runner"]["speed"]
     assert speed["asked"] == 1.3 and speed["min_used"] == pytest.approx(1.3)
 

@@ -110,11 +110,13 @@ def test_async_weighted_blend_keeps_part_of_the_old_plan():
 def test_async_crossfade_hands_over_without_a_jump():
     s = AsyncChunks(threshold=2, blend="crossfade")
     s.on_chunk(chunk(0, [0, 0, 0, 0, 0, 0]), tick=0)
-    s.on_chunk(chunk(1, [90, 90, 90, 90, 90, 90, 90]), tick=3)  # overlap on ticks 3, 4, 5; ticks 6, 7 new
+    s.on_chunk(chunk(1, [64, 64, 64, 64, 64, 64, 64]), tick=3)  # overlap on ticks 3, 4, 5; ticks 6, 7 new
     executed = run(s, [3, 4, 5, 6, 7])
-    assert executed == [pytest.approx(22.5), pytest.approx(45.0), pytest.approx(67.5), 90.0, 90.0]
-    # the largest step is a quarter of the disagreement, where "latest" jumps by all of it at once
-    assert max(abs(b - a) for a, b in zip([0.0, *executed], executed)) == pytest.approx(22.5)
+    # the new chunk's weight is 3x² - 2x³ at x = 1/4, 2/4, 3/4: 10/64, 32/64, 54/64
+    assert executed == [pytest.approx(10.0), pytest.approx(32.0), pytest.approx(54.0), 64.0, 64.0]
+    steps = np.diff([0.0, 0.0, *executed])
+    # no step bigger than 22 of the 64 of disagreement ("latest" jumps by all of it at once); small at both ends
+    assert steps.max() == pytest.approx(22.0) and steps[1] < steps[2] and steps[-2] < steps[-3]
 
 
 def test_async_skips_ticks_the_loop_did_not_ask_for():

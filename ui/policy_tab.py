@@ -268,6 +268,16 @@ class PolicyTab(QtWidgets.QWidget):
                                    "a speed-up never steps a joint beyond the rig's step limit. Written in the "
                                    "rollout's notes.")
         speed_row.addRow("Speed", self.speed_spin)
+        self.smooth_spin = QtWidgets.QDoubleSpinBox()
+        self.smooth_spin.setRange(0.0, 20.0)
+        self.smooth_spin.setSingleStep(0.5)
+        self.smooth_spin.setDecimals(1)
+        self.smooth_spin.setSpecialValueText("off")
+        self.smooth_spin.setSuffix(" Hz")
+        self.smooth_spin.setToolTip("Low-pass the actions sent to the robot at this cutoff: removes the direction "
+                                    "changes of re-planning, at a lag of 1/(π·cutoff) seconds. Written in the "
+                                    "rollout's notes.")
+        speed_row.addRow("Low-pass", self.smooth_spin)
         v.addLayout(speed_row)
         return box
 
@@ -378,7 +388,8 @@ class PolicyTab(QtWidgets.QWidget):
     def run_options(self) -> RolloutOptions:
         strategy = StrategyOptions(name=self.strategy.currentData(), replan_every=self.replan_spin.value() or None,
                                    k=self.k_spin.value(), threshold=self.threshold_spin.value() or None,
-                                   blend=self.blend.currentData(), rtc=self.rtc_box.isChecked())
+                                   blend=self.blend.currentData(), rtc=self.rtc_box.isChecked(),
+                                   smooth_hz=self.smooth_spin.value())
         device = self.takeover_input.currentData()
         takeover = None if not device else TakeoverConfig(
             input=device, twist_threshold=self.twist_spin.value(), joint_threshold=self.joint_spin.value(),
@@ -542,7 +553,7 @@ class PolicyTab(QtWidgets.QWidget):
         self.load_button.setEnabled(not busy and not status.can_stop)
         running = status.phase in ("running", "takeover")
         for widget in (self.strategy, self.strategy_pages, self.takeover_input, self.twist_spin, self.joint_spin,
-                       self.auto_hand_back, self.record_box, self.reset_box, self.speed_spin):
+                       self.auto_hand_back, self.record_box, self.reset_box, self.speed_spin, self.smooth_spin):
             widget.setEnabled(not running)
         self.release_spin.setEnabled(not running and self.auto_hand_back.isChecked())
 
@@ -562,7 +573,7 @@ class PolicyTab(QtWidgets.QWidget):
                   "replan_every": self.replan_spin, "k": self.k_spin, "threshold": self.threshold_spin,
                   "blend": self.blend, "takeover_input": self.takeover_input, "twist_threshold": self.twist_spin,
                   "joint_threshold": self.joint_spin, "auto_hand_back": self.auto_hand_back,
-                  "release_s": self.release_spin, "record": self.record_box}
+                  "release_s": self.release_spin, "record": self.record_box, "low_pass_hz": self.smooth_spin}
         if self.rig.robot.can_reset_scene:  # a real robot never resets itself, whatever a sim run chose
             fields["reset_scene"] = self.reset_box
         return fields

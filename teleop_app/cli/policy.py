@@ -42,6 +42,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rtc", action=argparse.BooleanOptionalAction, default=True,
                    help="async: real-time chunking — the next chunk continues the one executing (policies that "
                         "can: the built-in flow head; default on)")
+    p.add_argument("--smooth", type=float, default=0.0, metavar="HZ",
+                   help="low-pass the per-tick actions at this cutoff, e.g. 3 (removes the direction changes of "
+                        "re-planning, adds a lag of 1/(π·HZ) s; default 0: off)")
     p.add_argument("--speed", type=float, default=1.0,
                    help="execute chunks this many times faster than planned (e.g. 1.3); a speed-up is clipped so it "
                         "never steps a joint more than the rig's safety.max_joint_step per tick (joint-target "
@@ -149,7 +152,7 @@ def _run_policy(args: argparse.Namespace) -> int:
     tasks = batch_tasks(args.task)
     session = OperatorSession(rig, args.out, task=tasks[0], operator=args.operator)
     strategy = StrategyOptions(name=args.strategy, replan_every=args.replan_every, k=args.ensemble_k,
-                               threshold=args.threshold, blend=args.blend, rtc=args.rtc)
+                               threshold=args.threshold, blend=args.blend, rtc=args.rtc, smooth_hz=args.smooth)
     plan = BatchPlan(args.episodes, EndRules(after_success_s=args.after_success, time_limit_s=args.seconds),
                      seed=args.seed, tasks=tasks, rollout=RolloutOptions(strategy=strategy, takeover=takeover, record=True,
                                                             image_size=args.image_size, speed=args.speed,
