@@ -142,7 +142,7 @@ def train(demos: Path, out: Path, head: str, epochs: int) -> dict:
 
 def rollouts(checkpoint: Path, folder: Path, config: Config, n: int, seed: int, seconds: float,
              rig: str | None, tasks: list[str]) -> dict:
-    stats = folder.with_suffix(".stats.json")
+    stats = folder.parent / f"{folder.name}.stats.json"  # a name may hold a dot (speed1.5)
     t0 = time.monotonic()
     proc = cli("run-policy", "--policy", str(checkpoint), "--episodes", str(n), "--headless", "--seconds",
                f"{seconds:g}", *task_args(tasks), "--out", str(folder), "--seed", str(seed), "--stats-json", str(stats),

@@ -47,6 +47,7 @@ class PolicyInfo:
     normalization: str = "none"
     stats: ActionStats | None = None
     continues: bool = False  # it answers a Prefix by continuing it (Policy.predict_continuing)
+    resizes_images: bool = False  # it resizes camera frames itself, as in training: give it the cameras' own
 
 
 @dataclass(frozen=True)

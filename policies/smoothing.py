@@ -6,7 +6,9 @@ targets is followed without overshoot and a steady motion is followed with a
 constant lag of ``2 / (2π·cutoff_hz)`` seconds. Re-planning makes a policy's
 targets change direction a few times a second; this is what takes those
 changes out of the commanded velocity, at the price of that lag (which an
-execution speed above 1 can buy back). The first action after a reset passes
+execution speed above 1 can buy back). The gripper (the last action value, as
+for every action kind of :mod:`policies.base`) passes unfiltered: opening or
+closing late only delays the grasp. The first action after a reset passes
 unchanged (the filter starts at rest there), so starting or handing back
 never makes the target jump. Ticks the loop skipped are filtered as if the
 same action had been given on each. Not thread-safe: the runner calls it from
@@ -39,13 +41,15 @@ class LowPass:
         self._tick = 0
 
     def step(self, action: np.ndarray, tick: int) -> np.ndarray:
-        """The filtered action for ``tick`` (ticks increase; a gap repeats ``action`` over the skipped ones)."""
+        """The filtered action for ``tick`` (ticks increase; a gap repeats ``action`` over the skipped ones);
+        its last value, the gripper, unchanged."""
         x = np.asarray(action, dtype=np.float64)
+        arm = x[:-1]
         if self._first is None:
-            self._first, self._second = x.copy(), x.copy()
+            self._first, self._second = arm.copy(), arm.copy()
         else:
             for _ in range(min(max(1, tick - self._tick), MAX_CATCH_UP)):
-                self._first += self.alpha * (x - self._first)
+                self._first += self.alpha * (arm - self._first)
                 self._second += self.alpha * (self._first - self._second)
         self._tick = tick
-        return self._second.copy()
+        return np.concatenate([self._second, x[-1:]])

@@ -432,7 +432,8 @@ class OperatorSession:
                                               policy.info.continues, self.rig.config.rate_hz)
             try:
                 runner = runner_for(self.rig, policy, strategy, self.task, timeout_s=load.timeout_s,
-                                    image_size=options.image_size, speed=options.speed, ablate=options.ablate)
+                                    image_size=None if policy.info.resizes_images else options.image_size,
+                                    speed=options.speed, ablate=options.ablate)
             except (ValueError, KeyError) as exc:
                 raise OperatorError(one_line(exc)) from exc
             if options.reset_scene and self.rig.robot.can_reset_scene:

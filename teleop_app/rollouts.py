@@ -66,7 +66,7 @@ class RolloutOptions:
     takeover: TakeoverConfig | None = TakeoverConfig()
     record: bool = False  # record the rollout as an episode in the session's dataset folder
     reset_scene: bool = False  # a sim puts the arm home and the cube somewhere new first
-    image_size: int = 224  # square size camera images are padded and resized to for the policy
+    image_size: int = 224  # square size camera images are padded and resized to (policies that do not resize)
     speed: float = 1.0  # chunks run this many times faster than planned, within the rig's step limit
     ablate: tuple[str, ...] = ()  # inputs hidden from the policy (policies.runner.ABLATIONS), for experiments
 

@@ -133,12 +133,18 @@ def test_binned_labels_spread_over_neighbouring_bins():
     assert torch.equal(soft_labels(8, 0.0), torch.eye(8))
 
 
-def test_interpolation_gives_one_target_per_tick():
-    targets = np.array([[0.0, 1.0], [1.0, 1.0], [3.0, 0.0]])
-    out = interpolate(targets, 4)
-    assert out.shape == (9, 2)
-    np.testing.assert_allclose(out[::4], targets)
-    np.testing.assert_allclose(out[:, 0], [0, 0.25, 0.5, 0.75, 1, 1.5, 2, 2.5, 3])
+def test_interpolation_gives_one_smooth_target_per_tick():
+    line = np.array([[0.0, 1.0], [1.0, 1.0], [2.0, 1.0], [3.0, 1.0]])
+    out = interpolate(line, 4)
+    assert out.shape == (13, 2)
+    np.testing.assert_allclose(out[:, 0], np.arange(13) / 4)  # a steady motion is kept exactly
+    np.testing.assert_allclose(out[[0, -1]], line[[0, -1]])  # from the first target to the last
+    # a target that turns back: the per-tick velocity changes gradually, where straight lines between the
+    # targets would flip it from one tick to the next
+    turn = interpolate(np.array([[0.0], [1.0], [0.0], [1.0], [0.0]]), 5)[:, 0]
+    velocity = np.diff(turn)
+    assert np.abs(np.diff(velocity)).max() < 0.5 * np.abs(velocity).max()
+    assert turn.max() < 1.0 and turn.min() > -0.01  # smoothed knots never overshoot the range
 
 
 def test_task_words_outside_the_vocabulary_are_unknown():
@@ -166,6 +172,7 @@ def test_train_cli_writes_a_checkpoint_that_runs_as_a_policy(demos_dir, tmp_path
     policy = load_policy(str(out))
     info = policy.info
     assert (info.action_kind, info.action_dim, info.chunk_length) == (ActionKind.JOINT, 6, 46)
+    assert info.resizes_images  # the rollout gives it the cameras' own frames, resized once as in training
     obs = observation()
     actions, timing = policy.predict(obs)
     assert actions.shape == (46, 6) and np.all(np.isfinite(actions)) and timing["infer_ms"] > 0

@@ -5,6 +5,7 @@ rules for all of them; the command-line and window tests check that each entry
 point reaches them.
 """
 
+import dataclasses
 import threading
 import time
 
@@ -185,6 +186,19 @@ def test_half_a_chunk_means_half_of_what_runs_at_the_rollouts_speed(policy_sessi
     session.stop_rollout()
     run = session.start_rollout(RolloutOptions(StrategyOptions("async"), takeover=None))
     assert run.runner.strategy.threshold == 5
+    session.stop_rollout()
+
+
+def test_a_policy_that_resizes_images_itself_gets_the_cameras_own_frames(policy_session):
+    """The built-in policy resizes each camera frame once, as in training; resizing to 224 first would show it
+    images it never saw. Other policies get the rollout's image size."""
+    session = policy_session
+    run = session.start_rollout(RolloutOptions(takeover=None))
+    assert run.runner.observations.image_size == (224, 224)
+    session.stop_rollout()
+    session.policy.info = dataclasses.replace(session.policy.info, resizes_images=True)
+    run = session.start_rollout(RolloutOptions(takeover=None))
+    assert run.runner.observations.image_size is None
     session.stop_rollout()
 
 

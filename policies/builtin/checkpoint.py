@@ -104,7 +104,7 @@ class BuiltinPolicy(Policy):
         self.net.load_state_dict(state_dict)
         self.net.to(self.device).eval()
         self.info = PolicyInfo(ActionKind.JOINT, config.dim, config.chunk_length, name=name,
-                               continues=config.head == "flow")
+                               continues=config.head == "flow", resizes_images=True)
         self._words: dict[str, torch.Tensor] = {}
         self.seed = seed
         self._noise = torch.Generator()
@@ -192,9 +192,16 @@ def overlap_weights(committed: int, hold: int) -> np.ndarray:
 
 
 def interpolate(targets: np.ndarray, stride: int) -> np.ndarray:
-    """``[steps, dim]`` targets ``stride`` ticks apart to ``[(steps - 1) * stride + 1, dim]``, one per tick."""
+    """``[steps, dim]`` targets ``stride`` ticks apart to ``[(steps - 1) * stride + 1, dim]``, one per tick:
+    a uniform cubic B-spline with the targets as control points, its ends pinned to the first and last
+    target by mirrored control points. It keeps a steady motion exactly, never kinks the velocity at a
+    target (straight lines between targets turn it every ``stride`` ticks) and smooths target noise
+    instead of drawing it as a zig-zag."""
     steps = len(targets)
+    q = np.concatenate([2 * targets[:1] - targets[1:2], targets, 2 * targets[-1:] - targets[-2:-1]])
     k = np.arange((steps - 1) * stride + 1)
-    j = np.minimum(k // stride, steps - 2)
-    frac = (k - j * stride) / stride
-    return targets[j] * (1.0 - frac[:, None]) + targets[j + 1] * frac[:, None]
+    i = np.minimum(k // stride, steps - 2)
+    t = ((k - i * stride) / stride)[:, None]
+    b0, b1 = (1 - t) ** 3, 3 * t ** 3 - 6 * t ** 2 + 4
+    b2, b3 = -3 * t ** 3 + 3 * t ** 2 + 3 * t + 1, t ** 3
+    return (b0 * q[i] + b1 * q[i + 1] + b2 * q[i + 2] + b3 * q[i + 3]) / 6.0

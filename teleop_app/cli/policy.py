@@ -53,7 +53,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="experiments: hide an input from the policy — task (a blank sentence) or state (zeroed "
                         "joints); repeat for both; recorded in the episode notes")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds an answer may take before the robot stops")
-    p.add_argument("--image-size", type=int, default=224, help="square size images are padded and resized to")
+    p.add_argument("--image-size", type=int, default=224,
+                   help="square size images are padded and resized to for server policies (a built-in checkpoint "
+                        "gets the cameras' own frames and resizes them as in training)")
     p.add_argument("--action-kind", choices=("joint", "ee_delta"), default=None,
                    help="server policies: what the actions are (openpi default joint, OpenVLA ee_delta)")
     p.add_argument("--chunk-length", type=int, default=None, help="server policies: actions per answer, if known")
