@@ -21,7 +21,7 @@ while the model was thinking:
     asks for the next chunk when fewer than ``threshold`` planned actions remain;
     chunks are aligned by tick, actions whose tick has passed are dropped and the
     overlap is blended: ``latest`` replaces, ``weighted`` keeps ``old_weight`` of the old,
-    ``crossfade`` hands over across the ``r`` overlapping planned ticks with the new chunk's
+    ``crossfade`` (the default) hands over across the ``r`` overlapping planned ticks with the new chunk's
     weight ``3x² − 2x³`` at ``x = (j + 1)/(r + 1)`` on the ``j``-th of them: a new plan that
     disagrees with the old neither makes the target jump nor its velocity kink at either end
     of the hand-over.
@@ -43,7 +43,7 @@ from policies.base import ActionChunk, Prefix
 from policies.smoothing import LowPass
 
 STRATEGIES = ("open-loop", "ensemble", "async")
-BLENDS = ("latest", "weighted", "crossfade")
+BLENDS = ("crossfade", "latest", "weighted")
 
 
 @dataclass(frozen=True)
@@ -225,7 +225,7 @@ class AsyncChunks(Strategy):
 
     DELAYS = 5  # answers whose delay sets the hold of the next prefix
 
-    def __init__(self, threshold: int, blend: str = "latest", old_weight: float = 0.3, history: int = 1000,
+    def __init__(self, threshold: int, blend: str = "crossfade", old_weight: float = 0.3, history: int = 1000,
                  rtc: bool = False) -> None:
         if threshold < 1:
             raise ValueError("threshold must be at least 1")
@@ -291,7 +291,7 @@ class AsyncChunks(Strategy):
 
 
 def make_strategy(name: str, chunk_length: int | None, *, replan_every: int | None = None, k: float = 0.01,
-                  threshold: int | None = None, blend: str = "latest", old_weight: float = 0.3,
+                  threshold: int | None = None, blend: str = "crossfade", old_weight: float = 0.3,
                   rtc: bool = False, smooth_hz: float = 0.0, rate_hz: float | None = None) -> Strategy:
     """A strategy by its CLI name. Defaults follow the chunk length: open-loop runs whole chunks,
     async asks for the next chunk when half of one is left; ``rtc`` only applies to async.

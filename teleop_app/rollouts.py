@@ -28,7 +28,7 @@ class StrategyOptions:
     replan_every: int | None = None  # open-loop: actions run per chunk
     k: float = 0.01  # ensemble: weight decay exp(-k*i), i = 0 the oldest
     threshold: int | None = None  # async: ask for the next chunk below this many planned actions
-    blend: str = "latest"  # async: one of BLENDS
+    blend: str = "crossfade"  # async: one of BLENDS
     rtc: bool = True  # async: real-time chunking for policies that continue a prefix (the flow head)
     smooth_hz: float = 0.0  # > 0: low-pass the per-tick actions at this cutoff (policies.smoothing)
 

@@ -299,3 +299,51 @@ def test_files_that_are_not_builtin_checkpoints_do_not_load(tmp_path):
     torch.save({"weights": torch.zeros(3)}, other)
     with pytest.raises(PolicyLoadError, match="a torch file but not a built-in policy checkpoint"):
         load_policy(str(other))
+
+
+# -- language ------------------------------------------------------------------------------------
+def test_the_sentence_conditions_the_image_features_and_old_checkpoints_do_without():
+    """With FiLM the same image gives different keypoints for "red" and "blue" (once the maps have weights: they
+    start at zero, the unconditioned encoder); a config from before FiLM builds the network it was saved with."""
+    from policies.builtin.model import BuiltinNet, build_vocab
+
+    vocab = build_vocab(["pick up the red cube", "pick up the blue cube"])
+    config = BuiltinConfig(cameras=("front",), joint_names=tuple(f"j{i}" for i in range(6)), image_size=32,
+                           channels=4, keypoints=4, film=True, vocab=vocab)
+    torch.manual_seed(0)
+    net = BuiltinNet(config).eval()
+    image = torch.rand(1, 1, 3, 32, 32)
+    words = {c: torch.from_numpy(encode_task(f"pick up the {c} cube", vocab)[None]) for c in ("red", "blue")}
+
+    def keypoints(colour: str) -> torch.Tensor:
+        with torch.no_grad():
+            return net.encoders[0](image[:, 0], net.task(words[colour]))
+
+    assert torch.equal(keypoints("red"), keypoints("blue"))  # untrained: FiLM is the identity
+    for film in net.encoders[0].film:
+        torch.nn.init.normal_(film.weight, std=0.5)
+    assert not torch.allclose(keypoints("red"), keypoints("blue"))
+
+    old = {k: v for k, v in config.to_dict().items() if k != "film"}  # what a checkpoint from before wrote
+    old_net = BuiltinNet(BuiltinConfig.from_dict(old))
+    assert not any("film" in name for name in old_net.state_dict())
+
+
+def test_training_shows_some_samples_a_blank_sentence(demos_dir):
+    """About task_dropout of the augmented samples get the blank sentence (what an empty or unknown task encodes
+    to); evaluation batches keep every sentence."""
+    from policies.builtin.train import _Batches
+
+    demos = load_demos(demos_dir[0], image_size=32, steps=4, stride=5, sample_every=2)
+    options = TrainOptions(task_dropout=0.25, **SMALL)
+    config = BuiltinConfig(cameras=demos.cameras, joint_names=demos.joint_names, image_size=32, steps=4,
+                           stride=5, film=True, vocab=demos.vocab)
+    batches = _Batches(demos, config, Normalization.of(demos.state, demos.targets), options,
+                       np.random.default_rng(0))
+    idx = np.arange(len(demos))
+    blank = torch.from_numpy(encode_task("", demos.vocab, demos.words.shape[1]))
+    _, _, words, _ = batches.batch(idx, True)
+    share = float((words == blank).all(dim=1).float().mean())
+    assert 0.15 < share < 0.35
+    _, _, words, _ = batches.batch(idx, False)
+    assert torch.equal(words, torch.from_numpy(demos.words))

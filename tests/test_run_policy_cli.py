@@ -67,7 +67,7 @@ def test_rollout_recorded_as_a_successful_policy_episode(expert_server, tmp_path
     assert len(files) == 1
     with Episode.open(files[0]) as ep:
         assert ep.meta["success"] == "true" and ep.meta["task"] == "pick up the cube"
-        assert ep.meta["notes"] == f"policy {expert_server.url}, strategy async, threshold half a chunk, latest blend"
+        assert ep.meta["notes"] == f"policy {expert_server.url}, strategy async, threshold half a chunk, crossfade blend"
         ticks = ep.ticks()
     assert set(ticks["source_names"][ticks["source"]]) == {"policy"}
     assert set(ticks["input_kind_names"][ticks["input_kind"]]) <= {"ee_delta", "none"}

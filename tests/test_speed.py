@@ -85,7 +85,7 @@ def test_run_policy_accepts_speed_and_records_it(tmp_path, capsys):
     assert code == 0, err
     [path] = (tmp_path / "ds").glob("episode_*.h5")
     with Episode.open(path) as ep:
-        assert "strategy async, threshold half a chunk, latest blend, low-pass 4 Hz, speed 1.3x" in ep.meta["notes"]
+        assert "strategy async, threshold half a chunk, crossfade blend, low-pass 4 Hz, speed 1.3x" in ep.meta["notes"]
     speed = json.loads(stats_file.read_text())["policy"]["runner"]["speed"]
     assert speed["asked"] == 1.3 and speed["min_used"] == pytest.approx(1.3)
 

@@ -37,7 +37,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--replan-every", type=int, default=None, help="open-loop: actions run per chunk (default: all)")
     p.add_argument("--threshold", type=int, default=None,
                    help="async: ask for the next chunk below this many planned actions (default: half a chunk)")
-    p.add_argument("--blend", choices=BLENDS, default="latest", help="async: how overlapping chunks combine")
+    p.add_argument("--blend", choices=BLENDS, default="crossfade",
+                   help="async: how overlapping chunks combine (default crossfade: no jump where chunks join)")
     p.add_argument("--ensemble-k", type=float, default=0.01, help="ensemble: weight decay exp(-k*i), i=0 oldest")
     p.add_argument("--rtc", action=argparse.BooleanOptionalAction, default=True,
                    help="async: real-time chunking — the next chunk continues the one executing (policies that "
