@@ -143,6 +143,14 @@ def test_first_session_from_empty_folder_to_a_policy_stopped_with_escape(qtbot, 
         qtbot.waitUntil(lambda: not tab.loader.busy, timeout=30000)
         assert tab.load_status.text().startswith("✓"), tab.load_status.text()
         tab.spec_edit.clearFocus()
+        if session.rig.kill.latched:
+            # The export's workers and the training ran beside the window on a 2-core machine. Under the whole
+            # suite's load the loop has (rarely) been kept from running for a second then, and its watchdog held
+            # the robot, as it must. The user is told why and how to go on; they re-arm as the message says.
+            assert session.rig.kill.reason.startswith("watchdog: control loop stalled"), session.rig.kill.reason
+            assert "re-arm it (Ctrl+R)" in session.message, session.message
+            QtTest.QTest.keyClick(window.windowHandle(), Key.Key_R, QtCore.Qt.KeyboardModifier.ControlModifier)
+            qtbot.waitUntil(lambda: not session.rig.kill.latched, timeout=2000)
         qtbot.mouseClick(tab.start_button, LMB)
         assert session.mode is Mode.POLICY, (tab.message.text(), session.rig.kill.reason)
         window.tabs.setCurrentWidget(window.live)
