@@ -276,7 +276,8 @@ def main() -> None:
         result = evaluate(folder, demo_times)
         result.pop("_times", None)
         report["runs"].append({"config": config.name, "head": config.head, "strategy": config.strategy,
-                               "rtc": config.rtc, "blend": config.blend, "smooth_hz": config.smooth, "speed": config.speed, "ablation": config.ablation,
+                               "rtc": config.rtc, "blend": config.blend, "smooth_hz": config.smooth,
+                               "speed": config.speed, "ablation": config.ablation,
                                **run, **result})
     text = json.dumps(report, indent=2)
     (args.work / "learning_loop.json").write_text(text)

@@ -257,8 +257,8 @@ class Comparison:
 
     @property
     def speed_text(self) -> str:
-        """How fast the policy's chunks ran, e.g. "chunks executed at 1.3× their planned speed (20 of 20)";
-        empty when every episode ran them as planned."""
+        """How fast the policy's chunks ran, e.g. "chunks executed at 1× (2 of 6), 1.3× (4 of 6) their planned
+        speed"; empty when every episode ran them as planned."""
         speeds = self.policy_speeds
         if set(speeds) <= {1.0}:
             return ""
